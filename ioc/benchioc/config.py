@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MOTOR_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 # A CA PV name root: the characters EPICS record names may hold, no field separator
 # (".FIELD" is appended to it), no spaces or quotes.
-PV_ROOT_RE = re.compile(r"^[A-Za-z0-9_:;\-\[\]<>]{1,50}$")
+PV_ROOT_RE = re.compile(r"^[A-Za-z0-9_:;\-\[\]<>]{1,39}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_:;\-\[\]<>]{0,30}$")
 MAX_FILE_BYTES = 1_000_000
 MOTOR_KEYS = ("pv_root", "lo_lim", "hi_lim", "center")
@@ -59,7 +59,7 @@ class MotorConfig(_Strict):
     def _pv_root_syntax(cls, value: str) -> str:
         if not PV_ROOT_RE.match(value):
             raise ValueError(
-                f"{value!r} is not a PV root: use 1-50 of A-Z a-z 0-9 _ : ; - [ ] < >"
+                f"{value!r} is not a PV root: use 1-39 of A-Z a-z 0-9 _ : ; - [ ] < >"
                 " (no spaces, quotes or '.')"
             )
         return value

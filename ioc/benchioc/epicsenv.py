@@ -37,12 +37,15 @@ def loopback_env(
     ca_ports: Iterable[int] = (),
     server_port: int | None = None,
     pva_server_port: int | None = None,
+    pva_udp_port: int | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """An environment for an EPICS process that never leaves 127.0.0.1.
 
     ca_ports: the CA server ports the process must find as a client.
     server_port: the CA port this process serves on, if it is a server.
+    pva_server_port / pva_udp_port: the PVA TCP port it serves on and the UDP port it
+    answers searches on (a client searches that port: 127.0.0.1:<pva_udp_port>).
     """
     env = dict(os.environ if base is None else base)
     env.update(_LOOPBACK_FIXED)
@@ -54,8 +57,10 @@ def loopback_env(
     if pva_server_port is not None:
         env["EPICS_PVAS_SERVER_PORT"] = str(pva_server_port)
         env["EPICS_PVA_SERVER_PORT"] = str(pva_server_port)
-        env["EPICS_PVAS_BROADCAST_PORT"] = str(pva_server_port + 1)
-        env["EPICS_PVA_BROADCAST_PORT"] = str(pva_server_port + 1)
+    if pva_udp_port is not None:
+        env["EPICS_PVAS_BROADCAST_PORT"] = str(pva_udp_port)
+        env["EPICS_PVA_BROADCAST_PORT"] = str(pva_udp_port)
+        env["EPICS_PVA_ADDR_LIST"] = f"{LOOPBACK}:{pva_udp_port}"
     return env
 
 

@@ -1,0 +1,544 @@
+"""The IOC: records built from the PV spec, bound to the homing engine and the config.
+
+This module only binds. Procedures live in homing.py (and sync/), the config rules in
+config.py, the record shapes in records.py. Data flows one way: CA monitors -> motor
+model -> engine -> records; puts from clients go to the engine or to the config file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from softioc import alarm
+
+from . import config as cfg
+from .homing import (
+    BenchHoming,
+    Direction,
+    HomingBusy,
+    HomingSettings,
+    HomingState,
+    HomingUpdate,
+    MotorHoming,
+    MotorStatus,
+)
+from .motor import EpicsMotor
+from .pvs import BENCH_PVS, MOTOR_PVS, Pv, Scope, scope_prefix
+from .records import make_record, message_severity
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "homing-state.json"
+
+
+class HomingStateStore:
+    """LastHomed and Homed per motor, saved atomically on every change so that an IOC
+    killed mid-homing comes back knowing what was homed (and never moves on its own)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / STATE_FILE
+        self.data: dict[str, dict[str, Any]] = {}
+        try:
+            self.data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as error:
+            log.warning("ignoring unreadable homing state %s: %s", self.path, error)
+
+    def get(self, motor: str) -> dict[str, Any]:
+        return self.data.get(motor, {})
+
+    def record(self, motor: str, homed: bool, last_homed: str | None = None) -> None:
+        entry = self.data.setdefault(motor, {})
+        entry["homed"] = homed
+        if last_homed:
+            entry["last_homed"] = last_homed
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n")
+
+
+def homing_settings(config: cfg.BenchConfig, motor: str) -> HomingSettings:
+    entry = config.motors[motor]
+    return HomingSettings(
+        lo_lim=entry.lo_lim,
+        hi_lim=entry.hi_lim,
+        center=entry.center,
+        tolerance=config.tolerance,
+        seek_timeout=config.homing.seek_timeout,
+        settle_timeout=config.homing.settle_timeout,
+        stall_time=config.homing.stall_time,
+        move_timeout=config.homing.move_timeout,
+    )
+
+
+@dataclass
+class Bench:
+    """What the handlers share: the config document, the engines and the records."""
+
+    doc: cfg.ConfigDocument
+    prefix: str
+    store: HomingStateStore
+    records: dict[str, Any] = field(default_factory=dict)
+    motors: dict[str, MotorBinding] = field(default_factory=dict)
+    homing: BenchHoming | None = None
+    restart_requested: bool = False
+    on_restart: Callable[[], None] | None = None  # re-serve a changed motor set
+
+    @property
+    def config(self) -> cfg.BenchConfig:
+        return self.doc.config
+
+    def record(self, scope: Scope, name: str, motor: str | None = None):
+        return self.records[f"{self.prefix}{scope_prefix(scope, motor)}{name}"]
+
+    def add_record(self, pv: Pv, scope: Scope, motor: str | None = None, **kwargs):
+        name = f"{self.prefix}{scope_prefix(scope, motor)}{pv.name}"
+        self.records[name] = make_record(pv, name, **kwargs)
+        return self.records[name]
+
+    def bench_message(self, text: str, error: bool = False) -> None:
+        log.log(logging.WARNING if error else logging.INFO, "%s", text)
+        self.record(Scope.BENCH, "Message").set(
+            text[:511], severity=message_severity(error), alarm=_alarm_of(error))
+
+    def update_summary(self) -> None:
+        homings = [binding.homing for binding in self.motors.values() if binding.homing]
+        busy = any(h.busy for h in homings)
+        self.record(Scope.BENCH, "Busy").set(int(busy))
+        all_homed = bool(homings) and all(h.state is HomingState.HOMED for h in homings)
+        self.record(Scope.BENCH, "AllHomed").set(int(all_homed))
+        if self.restart_requested and not busy and self.on_restart is not None:
+            self.on_restart()
+
+    async def save_config(self) -> None:
+        """Write the document to its file (atomically, under the shared lock)."""
+        await asyncio.get_running_loop().run_in_executor(None, self.doc.save)
+
+
+def _alarm_of(error: bool) -> int:
+    return alarm.STATE_ALARM if error else alarm.NO_ALARM
+
+
+class MotorBinding:
+    """The records of one motor, bound to its EpicsMotor and MotorHoming."""
+
+    def __init__(self, bench: Bench, name: str) -> None:
+        self.bench = bench
+        self.name = name
+        self.motor: EpicsMotor | None = None
+        self.homing: MotorHoming | None = None
+
+    # --- records -----------------------------------------------------------------------
+    def build(self) -> None:
+        handlers: dict[str, dict[str, Callable]] = {
+            "PvRoot": {"validate": self._validate_config("pv_root"),
+                       "on_update": self._config_put("pv_root")},
+            "LoLim": {"validate": self._validate_config("lo_lim"),
+                      "on_update": self._config_put("lo_lim")},
+            "Center": {"validate": self._validate_config("center"),
+                       "on_update": self._config_put("center")},
+            "HiLim": {"validate": self._validate_config("hi_lim"),
+                      "on_update": self._config_put("hi_lim")},
+            "HomeHi": {"on_update": self._home_handler(Direction.HI)},
+            "HomeLo": {"on_update": self._home_handler(Direction.LO)},
+            "Abort": {"on_update": self._abort},
+        }
+        entry = self.bench.config.motors[self.name]
+        saved = self.bench.store.get(self.name)
+        initial = {
+            "PvRoot": entry.pv_root, "LoLim": entry.lo_lim, "Center": entry.center,
+            "HiLim": entry.hi_lim, "Homed": int(bool(saved.get("homed"))),
+            "State": int(HomingState.HOMED if saved.get("homed") else HomingState.NOT_HOMED),
+            "LastHomed": saved.get("last_homed", "")[:39],
+            "Message": "restored as homed from the last run" if saved.get("homed") else "",
+        }
+        for pv in MOTOR_PVS:
+            self.bench.add_record(pv, Scope.MOTOR, self.name,
+                                  initial=initial.get(pv.name), **handlers.get(pv.name, {}))
+
+    def rec(self, name: str):
+        return self.bench.record(Scope.MOTOR, name, self.name)
+
+    def message(self, text: str, error: bool = False) -> None:
+        log.log(logging.WARNING if error else logging.INFO, "%s: %s", self.name, text)
+        self.rec("Message").set(text[:511], severity=message_severity(error),
+                                alarm=_alarm_of(error))
+
+    # --- engine wiring (runs in the asyncio loop after iocInit) -----------------------
+    async def start(self) -> None:
+        entry = self.bench.config.motors[self.name]
+        self.motor = EpicsMotor(self.name, entry.pv_root, on_change=self._on_motor)
+        self.homing = MotorHoming(self.motor, lambda: homing_settings(self.bench.config,
+                                                                      self.name))
+        saved = self.bench.store.get(self.name)
+        if saved.get("homed"):
+            self.homing.restore(homed=True, last_homed=saved.get("last_homed"))
+        self.homing.subscribe(self._on_homing)
+        asyncio.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        assert self.motor is not None
+        try:
+            await self.motor.connect(self.bench.config.ioc.connection_timeout)
+            self.message(f"connected to {self.motor.pv_root}")
+        except Exception as error:  # noqa: BLE001 - any failure is shown, CA keeps trying
+            self.message(f"{error}; will connect when it appears", error=True)
+
+    async def replace_motor(self, pv_root: str) -> None:
+        """The config names a new motor record: drop the old client, watch the new one."""
+        assert self.homing is not None
+        if self.motor is not None:
+            self.motor.close()
+        self.motor = EpicsMotor(self.name, pv_root, on_change=self._on_motor)
+        self.homing.motor = self.motor
+        self.rec("Connected").set(0)
+        await self._connect()
+
+    def _on_motor(self, status: MotorStatus) -> None:
+        severity = alarm.NO_ALARM if status.connected else alarm.INVALID_ALARM
+        status_alarm = alarm.NO_ALARM if status.connected else alarm.COMM_ALARM
+        if status.connected and math.isfinite(status.rbv):
+            self.rec("Position").set(status.rbv, severity=severity, alarm=status_alarm)
+        self.rec("Moving").set(int(not status.dmov))
+        self.rec("HighLimitSwitch").set(int(status.hls))
+        self.rec("LowLimitSwitch").set(int(status.lls))
+        self.rec("Connected").set(int(status.connected), severity=severity,
+                                  alarm=status_alarm)
+
+    def _on_homing(self, update: HomingUpdate) -> None:
+        assert self.homing is not None
+        self.rec("State").set(int(update.state))
+        self.rec("Progress").set(update.progress)
+        self.message(update.message, error=update.state is HomingState.FAILED)
+        busy = self.homing.busy
+        self.rec("Busy").set(int(busy))
+        # While homing, puts to HomeHi/HomeLo are refused by the record (DISP) rather
+        # than queued behind the running put-callback for later.
+        for action in ("HomeHi", "HomeLo"):
+            self.rec(action).set_field("DISP", int(busy))
+        homed = update.state is HomingState.HOMED
+        if update.state in (HomingState.HOMED, HomingState.FAILED, HomingState.ABORTED,
+                            HomingState.SEEKING):
+            self.rec("Homed").set(int(homed))
+            last = self.homing.last_homed
+            stamp = last.isoformat(timespec="seconds") if (homed and last) else None
+            if stamp:
+                self.rec("LastHomed").set(stamp[:39])
+            self.bench.store.record(self.name, homed, stamp)
+        self.bench.update_summary()
+
+    # --- handlers ----------------------------------------------------------------------
+    def _home_handler(self, direction: Direction):
+        async def home(_value: Any) -> None:
+            assert self.homing is not None
+            try:
+                await self.homing.home(direction)
+            except HomingBusy as error:
+                self.message(str(error), error=True)
+            except Exception:  # noqa: BLE001 - the engine reports why on Message
+                log.debug("homing %s ended with an error", self.name, exc_info=True)
+
+        return home
+
+    def _abort(self, _value: Any) -> None:
+        if self.homing is not None:
+            self.homing.abort()
+
+    def _validate_config(self, key: str):
+        def validate(_record, value: Any) -> bool:
+            if self.homing is not None and self.homing.busy:
+                self.message(f"{key} not changed: {self.name} is homing; abort it first",
+                             error=True)
+                return False
+            try:
+                trial = cfg.validate(json.loads(json.dumps(self.bench.doc.raw)),
+                                     str(self.bench.doc.path))
+                entry = trial.motors[self.name].model_dump()
+                entry[key] = value
+                cfg.MotorConfig(**entry)
+            except (cfg.ConfigError, ValueError) as error:
+                self.message(f"{key} = {value!r} refused: {_first_line(error)}", error=True)
+                return False
+            return True
+
+        return validate
+
+    def _config_put(self, key: str):
+        async def put(value: Any) -> None:
+            try:
+                self.bench.doc.update_motor_field(self.name, key, value)
+                await self.bench.save_config()
+            except (cfg.ConfigError, OSError) as error:
+                self.message(f"{key} = {value!r} not saved: {_first_line(error)}", error=True)
+                return
+            self.message(f"{key} set to {value} and saved to {self.bench.doc.path.name}")
+            if key == "pv_root":
+                await self.replace_motor(value)
+
+        return put
+
+    def show_config(self) -> None:
+        """Reflect the config entry on the records (after an outside edit of the file)."""
+        entry = self.bench.config.motors[self.name]
+        for record, value in (("PvRoot", entry.pv_root), ("LoLim", entry.lo_lim),
+                              ("Center", entry.center), ("HiLim", entry.hi_lim)):
+            self.rec(record).set(value, process=False)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, ValueError) and "validation error" in text:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[-1] if lines else text
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def build_bench_records(bench: Bench) -> None:
+    config = bench.config
+    handlers: dict[str, dict[str, Callable]] = {
+        "Tolerance": {"validate": _validate_tolerance(bench),
+                      "on_update": _tolerance_put(bench)},
+        "HomeAllHi": {"on_update": _home_all_handler(bench, Direction.HI)},
+        "HomeAllLo": {"on_update": _home_all_handler(bench, Direction.LO)},
+        "AbortAll": {"on_update": lambda _v: bench.homing and bench.homing.abort_all()},
+    }
+    initial = {
+        "Tolerance": config.tolerance,
+        "Motors": ",".join(config.motors),
+        "ConfigFile": str(bench.doc.path.resolve()),
+    }
+    for pv in BENCH_PVS:
+        bench.add_record(pv, Scope.BENCH, initial=initial.get(pv.name),
+                         **handlers.get(pv.name, {}))
+
+
+def _validate_tolerance(bench: Bench):
+    def validate(_record, value: float) -> bool:
+        if bench.homing is not None and bench.homing.busy:
+            bench.bench_message("Tolerance not changed: homing in progress", error=True)
+            return False
+        try:
+            cfg.GeneralConfig(tolerance=value)
+        except ValueError as error:
+            bench.bench_message(f"Tolerance = {value!r} refused: {_first_line(error)}",
+                                error=True)
+            return False
+        return True
+
+    return validate
+
+
+def _tolerance_put(bench: Bench):
+    async def put(value: float) -> None:
+        try:
+            bench.doc.set_tolerance(value)
+            await bench.save_config()
+        except (cfg.ConfigError, OSError) as error:
+            bench.bench_message(f"Tolerance not saved: {_first_line(error)}", error=True)
+            return
+        bench.bench_message(f"Tolerance set to {value} and saved to {bench.doc.path.name}")
+
+    return put
+
+
+def _home_all_handler(bench: Bench, direction: Direction):
+    async def home_all(_value: Any) -> None:
+        assert bench.homing is not None
+        records = [bench.record(Scope.BENCH, name) for name in ("HomeAllHi", "HomeAllLo")]
+        for record in records:
+            record.set_field("DISP", 1)
+        try:
+            results = await bench.homing.home_all(direction)
+        except HomingBusy as error:
+            bench.bench_message(str(error), error=True)
+            return
+        finally:
+            for record in records:
+                record.set_field("DISP", 0)
+        failed = [name for name, ok in results.items() if not ok]
+        if failed:
+            bench.bench_message(
+                f"home all {direction.value}: {len(results) - len(failed)} of "
+                f"{len(results)} homed; failed: {', '.join(failed)} (see each Message)",
+                error=True)
+        else:
+            bench.bench_message(f"home all {direction.value}: all {len(results)} motors homed")
+
+    return home_all
+
+
+def build_records(bench: Bench) -> None:
+    """Create every record for the current config (before iocInit)."""
+    build_bench_records(bench)
+    for name in bench.config.motors:
+        binding = MotorBinding(bench, name)
+        binding.build()
+        bench.motors[name] = binding
+
+
+async def start_engines(bench: Bench) -> None:
+    """After iocInit: connect the motors, create the engines, start the background jobs."""
+    for binding in bench.motors.values():
+        await binding.start()
+    bench.homing = BenchHoming(
+        {name: b.homing for name, b in bench.motors.items() if b.homing},
+        max_parallel=bench.config.homing.max_parallel,
+    )
+    bench.update_summary()
+    bench.bench_message(
+        f"serving {len(bench.motors)} motors ({', '.join(bench.motors) or 'none'}) "
+        f"from {bench.doc.path}")
+    asyncio.create_task(_heartbeat(bench))
+
+
+async def _heartbeat(bench: Bench) -> None:
+    record = bench.record(Scope.BENCH, "Heartbeat")
+    count = 0
+    while True:
+        await asyncio.sleep(1.0)
+        count = (count + 1) % 2**31
+        record.set(count)
+
+
+# --- following the config file ----------------------------------------------------------
+class ConfigFollower:
+    """Polls the config file; applies outside edits, reports malformed ones.
+
+    Polling (not inotify) because the file may live on NFS and editors replace it by
+    rename; a poll of a stat() a second is cheap.
+    """
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self._stamp = self._stat()
+        self._reported_bad: str | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            stat = self.bench.doc.path.stat()
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+    async def run(self) -> None:
+        period = self.bench.config.ioc.file_poll_period
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.check()
+            except Exception:  # noqa: BLE001 - the follower must never die
+                log.exception("checking the config file failed")
+
+    async def check(self) -> None:
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        path = self.bench.doc.path
+        try:
+            doc = await asyncio.get_running_loop().run_in_executor(None, cfg.load, path)
+        except cfg.ConfigError as error:
+            if str(error) != self._reported_bad:
+                self._reported_bad = str(error)
+                self.bench.bench_message(
+                    f"config file edit ignored, last good configuration kept: {error}",
+                    error=True)
+            return
+        self._reported_bad = None
+        if doc.text == self.bench.doc.text:
+            return
+        await self.apply(doc)
+
+    async def apply(self, doc: cfg.ConfigDocument) -> None:
+        bench = self.bench
+        old = bench.doc.config
+        bench.doc = doc
+        if list(doc.config.motors) != list(old.motors):
+            bench.bench_message(
+                f"motors changed in {doc.path.name} ({', '.join(old.motors) or 'none'} -> "
+                f"{', '.join(doc.config.motors) or 'none'}); the IOC restarts to serve them "
+                "as soon as no homing runs")
+            bench.restart_requested = True
+            bench.update_summary()
+            return
+        bench.record(Scope.BENCH, "Tolerance").set(doc.config.tolerance, process=False)
+        for name, binding in bench.motors.items():
+            binding.show_config()
+            if doc.config.motors[name].pv_root != old.motors[name].pv_root:
+                await binding.replace_motor(doc.config.motors[name].pv_root)
+        bench.bench_message(f"applied an outside edit of {doc.path.name}")
+
+
+
+
+# --- serving ------------------------------------------------------------------------------
+@dataclass
+class ServeOptions:
+    prefix: str
+    on_ready: Callable[[Bench], None] = lambda bench: None
+    on_restart: Callable[[], None] | None = None  # how to re-serve a changed motor set
+
+
+def create_bench(doc: cfg.ConfigDocument, prefix: str) -> Bench:
+    """Build every record for this config (before iocInit); nothing is connected yet."""
+    from softioc import builder
+
+    builder.UnsetDevice()  # full record names: the prefix need not end in ':'
+    store = HomingStateStore(_autosave_dir(doc))
+    bench = Bench(doc=doc, prefix=prefix, store=store)
+    build_records(bench)
+    return bench
+
+
+def _autosave_dir(doc: cfg.ConfigDocument) -> Path:
+    directory = Path(doc.config.ioc.autosave_dir)
+    if not directory.is_absolute():
+        directory = doc.path.resolve().parent / directory
+    return directory
+
+
+def write_db(doc: cfg.ConfigDocument, prefix: str, path: Path) -> None:
+    """The db/ snapshot: every record the IOC serves for this config, as EPICS db text."""
+    from softioc import builder
+
+    create_bench(doc, prefix)
+    header = (f"# Generated by `bench-ioc --write-db` from benchioc/pvs.py for "
+              f"{doc.path.name} with prefix {prefix}. Do not edit.\n")
+    builder.WriteRecords(str(path), header=header)
+
+
+def serve(doc: cfg.ConfigDocument, options: ServeOptions) -> None:
+    """Run the IOC until SIGINT/SIGTERM; on the way out stop any motor we are homing."""
+    from softioc import asyncio_dispatcher, builder, softioc
+
+    dispatcher = asyncio_dispatcher.AsyncioDispatcher()
+    bench = create_bench(doc, options.prefix)
+    bench.on_restart = options.on_restart
+    builder.LoadDatabase()
+    softioc.iocInit(dispatcher)
+
+    async def start() -> None:
+        await start_engines(bench)
+        asyncio.create_task(ConfigFollower(bench).run())
+
+    asyncio.run_coroutine_threadsafe(start(), dispatcher.loop).result(timeout=30)
+    options.on_ready(bench)
+    dispatcher.wait_for_quit()
+    log.info("stopping: aborting any homing so no motor is left moving")
+    asyncio.run_coroutine_threadsafe(stop_all(bench), dispatcher.loop).result(timeout=10)
+
+
+async def stop_all(bench: Bench, grace: float = 5.0) -> None:
+    if bench.homing is None or not bench.homing.busy:
+        return
+    bench.homing.abort_all()
+    deadline = asyncio.get_running_loop().time() + grace
+    while bench.homing.busy and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
