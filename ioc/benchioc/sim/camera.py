@@ -1,0 +1,356 @@
+"""A simulated areaDetector-style camera: the physics in `CameraModel`, the PVs in
+`CameraGroup`.
+
+The model is event based and driven by the caller's clock, so it is exact and testable
+without I/O: `start`, `stop` and `trigger` change its state at a given time, `advance(now)`
+completes every frame due by then, and `next_event_time()` says when to call it again.
+A frame's timestamp is the start of its exposure (for an external trigger: the time of
+the pulse), and `ArrayCounter_RBV` carries that timestamp over CA, so a client can put
+each frame on the motor's time line.
+
+Timing follows the real cameras: exposures start every `max(AcquirePeriod, AcquireTime +
+readout)`; a frame completes `AcquireTime + readout` after its exposure started; an
+external trigger that arrives while the camera is still busy is ignored (a missed
+frame). The fault knob `DropFrames` loses the next N frames after exposure: the camera
+counts them as images taken (`NumImagesCounter_RBV`) but never delivers them
+(`ArrayCounter_RBV` does not move), as a camera whose link drops frames does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from caproto import ChannelType
+from caproto.server import PVGroup, pvproperty
+
+log = logging.getLogger(__name__)
+
+DEFAULT_READOUT_S = 0.002
+
+
+class ImageMode(enum.IntEnum):
+    SINGLE = 0
+    MULTIPLE = 1
+    CONTINUOUS = 2
+
+
+class TriggerMode(enum.IntEnum):
+    INTERNAL = 0
+    EXTERNAL = 1
+
+
+class DetectorState(enum.IntEnum):
+    """areaDetector's ADStatus, in its order."""
+
+    IDLE = 0
+    ACQUIRE = 1
+    READOUT = 2
+    CORRECT = 3
+    SAVING = 4
+    ABORTING = 5
+    ERROR = 6
+    WAITING = 7
+    INITIALIZING = 8
+    DISCONNECTED = 9
+    ABORTED = 10
+
+
+IMAGE_MODE_LABELS = ("Single", "Multiple", "Continuous")
+TRIGGER_MODE_LABELS = ("Internal", "External")
+STATE_LABELS = ("Idle", "Acquire", "Readout", "Correct", "Saving", "Aborting", "Error",
+                "Waiting", "Initializing", "Disconnected", "Aborted")
+
+
+@dataclass(frozen=True)
+class Frame:
+    number: int  # ArrayCounter after this frame; 0 for a dropped frame
+    timestamp: float  # start of the exposure, caller's clock
+    dropped: bool = False
+
+
+class CameraModel:
+    """The camera's behaviour in time; every duration is in the caller's clock units."""
+
+    def __init__(self, readout_time: float = DEFAULT_READOUT_S) -> None:
+        self.readout_time = readout_time
+        self.acquire_time = 0.01
+        self.acquire_period = 0.02
+        self.image_mode = ImageMode.MULTIPLE
+        self.num_images = 1
+        self.trigger_mode = TriggerMode.INTERNAL
+        self.drop_frames = 0  # fault: lose the next N frames
+        self.array_counter = 0
+        self.num_images_counter = 0
+        self.ignored_triggers = 0
+        self.acquiring = False
+        self._started = 0  # exposures begun in this acquisition
+        self._next_start: float | None = None
+        self._exposure_start: float | None = None
+        self._completed: list[Frame] = []
+
+    # --- settings --------------------------------------------------------------------
+    @property
+    def frame_time(self) -> float:
+        return self.acquire_time + self.readout_time
+
+    @property
+    def effective_period(self) -> float:
+        return max(self.acquire_period, self.frame_time)
+
+    @property
+    def target(self) -> float:
+        if self.image_mode == ImageMode.SINGLE:
+            return 1
+        if self.image_mode == ImageMode.MULTIPLE:
+            return max(self.num_images, 1)
+        return math.inf
+
+    @property
+    def state(self) -> DetectorState:
+        if not self.acquiring:
+            return DetectorState.IDLE
+        if self._exposure_start is None:
+            return DetectorState.WAITING
+        return DetectorState.ACQUIRE
+
+    # --- commands --------------------------------------------------------------------
+    def start(self, now: float) -> None:
+        if self.acquiring:
+            return
+        self.acquiring = True
+        self.num_images_counter = 0
+        self._started = 0
+        self._exposure_start = None
+        internal = self.trigger_mode == TriggerMode.INTERNAL
+        self._next_start = now if internal else None
+
+    def stop(self, now: float) -> None:
+        """Abort: the exposure in progress is lost, as Acquire=0 does on a camera."""
+        self.acquiring = False
+        self._next_start = None
+        self._exposure_start = None
+
+    def trigger(self, at: float) -> bool:
+        """An external trigger edge at time `at`; False if the camera ignored it."""
+        if not self.acquiring or self.trigger_mode != TriggerMode.EXTERNAL:
+            self.ignored_triggers += 1
+            return False
+        self._run_until(at)  # a frame that ended before this edge frees the camera
+        if not self.acquiring or self._exposure_start is not None \
+                or self._started >= self.target:
+            self.ignored_triggers += 1
+            return False
+        self._begin(at)
+        return True
+
+    def next_event_time(self) -> float | None:
+        if self._exposure_start is not None:
+            return self._exposure_start + self.frame_time
+        if self.acquiring and self._next_start is not None and self._started < self.target:
+            return self._next_start
+        return None
+
+    def advance(self, now: float) -> list[Frame]:
+        """Complete every frame due by `now`; return them (and any completed while
+        handling triggers since the last call), in order."""
+        self._run_until(now)
+        frames, self._completed = self._completed, []
+        return frames
+
+    def _run_until(self, now: float) -> None:
+        while True:
+            if self._exposure_start is not None:
+                if self._exposure_start + self.frame_time > now:
+                    return
+                self._completed.append(self._complete())
+                continue
+            due = self.next_event_time()
+            if due is None or due > now:
+                return
+            self._begin(due)
+            self._next_start = due + self.effective_period
+
+    def _begin(self, at: float) -> None:
+        self._exposure_start = at
+        self._started += 1
+
+    def _complete(self) -> Frame:
+        assert self._exposure_start is not None
+        started = self._exposure_start
+        self._exposure_start = None
+        self.num_images_counter += 1
+        if self.num_images_counter >= self.target:
+            self.acquiring = False
+            self._next_start = None
+        if self.drop_frames > 0:
+            self.drop_frames -= 1
+            log.info("camera fault: frame exposed at %.6f dropped", started)
+            return Frame(0, started, dropped=True)
+        self.array_counter += 1
+        return Frame(self.array_counter, started)
+
+
+def _enum(labels: tuple[str, ...], value: str, doc: str, **kwargs) -> pvproperty:
+    return pvproperty(value=value, dtype=ChannelType.ENUM, enum_strings=labels,
+                      doc=doc, **kwargs)
+
+
+class CameraGroup(PVGroup):
+    """The `cam` records of an areaDetector driver, over one `CameraModel`.
+
+    `time_scale` > 1 runs the camera faster than real time (AcquireTime 1 s takes
+    1/time_scale s), matching the motor simulation. Timestamps are wall-clock seconds.
+    """
+
+    acquire = _enum(("Done", "Acquire"), "Done", "start (1) or stop (0) acquiring; "
+                    "a put-callback of 1 completes when the acquisition ends",
+                    name="Acquire")
+    acquire_rbv = _enum(("Done", "Acquiring"), "Done", "acquisition running",
+                        name="Acquire_RBV", read_only=True)
+    acquire_time = pvproperty(value=0.01, name="AcquireTime", units="s", precision=4)
+    acquire_time_rbv = pvproperty(value=0.01, name="AcquireTime_RBV", units="s",
+                                  precision=4, read_only=True)
+    acquire_period = pvproperty(value=0.02, name="AcquirePeriod", units="s", precision=4)
+    acquire_period_rbv = pvproperty(value=0.02, name="AcquirePeriod_RBV", units="s",
+                                    precision=4, read_only=True)
+    image_mode = _enum(IMAGE_MODE_LABELS, "Multiple", "images per acquisition",
+                       name="ImageMode")
+    image_mode_rbv = _enum(IMAGE_MODE_LABELS, "Multiple", "", name="ImageMode_RBV",
+                           read_only=True)
+    num_images = pvproperty(value=1, name="NumImages")
+    num_images_rbv = pvproperty(value=1, name="NumImages_RBV", read_only=True)
+    trigger_mode = _enum(TRIGGER_MODE_LABELS, "Internal", "internal timer or external "
+                         "trigger input", name="TriggerMode")
+    trigger_mode_rbv = _enum(TRIGGER_MODE_LABELS, "Internal", "", name="TriggerMode_RBV",
+                             read_only=True)
+    array_counter = pvproperty(value=0, name="ArrayCounter")
+    array_counter_rbv = pvproperty(value=0, name="ArrayCounter_RBV", read_only=True,
+                                   doc="frames delivered; timestamp = start of exposure")
+    num_images_counter_rbv = pvproperty(value=0, name="NumImagesCounter_RBV",
+                                        read_only=True)
+    detector_state = _enum(STATE_LABELS, "Idle", "", name="DetectorState_RBV",
+                           read_only=True)
+    readout_time = pvproperty(value=DEFAULT_READOUT_S, name="Sim:ReadoutTime", units="s",
+                              precision=4, read_only=True)
+    drop_frames = pvproperty(value=0, name="Sim:DropFrames",
+                             doc="fault: the next N frames are exposed but lost")
+    ignored_triggers = pvproperty(value=0, name="Sim:IgnoredTriggers", read_only=True)
+
+    def __init__(self, *args, time_scale: float = 1.0,
+                 readout_time: float = DEFAULT_READOUT_S,
+                 clock: Callable[[], float] = time.time, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.time_scale = time_scale
+        self.clock = clock
+        self.model = CameraModel(readout_time / time_scale)
+        self.model.acquire_time = 0.01 / time_scale
+        self.model.acquire_period = 0.02 / time_scale
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- in-process trigger input (the trigger box's output cable) --------------------
+    def external_trigger(self, at: float) -> bool:
+        accepted = self.model.trigger(at)
+        self._wake.set()
+        return accepted
+
+    # --- putters ---------------------------------------------------------------------
+    @acquire.putter
+    async def acquire(self, instance, value):
+        if value in ("Acquire", 1):
+            if not self.model.acquiring:
+                self.model.start(self.clock())
+                self._idle.clear()
+                await self._publish_state()
+                self._wake.set()
+            # areaDetector semantics: Acquire reads 1 while acquiring and the
+            # put-callback completes when the acquisition ends.
+            await instance.write("Acquire", verify_value=False)
+            await self._idle.wait()
+            return "Done"
+        self.model.stop(self.clock())
+        await self._publish_state()
+        self._idle.set()
+        self._wake.set()
+        return "Done"
+
+    @acquire_time.putter
+    async def acquire_time(self, instance, value):
+        self.model.acquire_time = max(float(value), 0.0) / self.time_scale
+        await self.acquire_time_rbv.write(value)
+        return value
+
+    @acquire_period.putter
+    async def acquire_period(self, instance, value):
+        self.model.acquire_period = max(float(value), 0.0) / self.time_scale
+        await self.acquire_period_rbv.write(value)
+        return value
+
+    @image_mode.putter
+    async def image_mode(self, instance, value):
+        self.model.image_mode = ImageMode(IMAGE_MODE_LABELS.index(value))
+        await self.image_mode_rbv.write(value)
+        return value
+
+    @num_images.putter
+    async def num_images(self, instance, value):
+        self.model.num_images = max(int(value), 1)
+        await self.num_images_rbv.write(self.model.num_images)
+        return self.model.num_images
+
+    @trigger_mode.putter
+    async def trigger_mode(self, instance, value):
+        self.model.trigger_mode = TriggerMode(TRIGGER_MODE_LABELS.index(value))
+        await self.trigger_mode_rbv.write(value)
+        return value
+
+    @array_counter.putter
+    async def array_counter(self, instance, value):
+        self.model.array_counter = int(value)
+        await self.array_counter_rbv.write(int(value))
+        return value
+
+    @drop_frames.putter
+    async def drop_frames(self, instance, value):
+        self.model.drop_frames = max(int(value), 0)
+        return self.model.drop_frames
+
+    # --- the frame clock ---------------------------------------------------------------
+    @detector_state.startup
+    async def detector_state(self, instance, async_lib):
+        while True:
+            due = self.model.next_event_time()
+            timeout = None if due is None else max(due - self.clock(), 0.0)
+            self._wake.clear()
+            if timeout is None or timeout > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+            await self._step()
+
+    async def _step(self) -> None:
+        for frame in self.model.advance(self.clock()):
+            if not frame.dropped:
+                await self.array_counter_rbv.write(frame.number, timestamp=frame.timestamp)
+            await self.num_images_counter_rbv.write(self.model.num_images_counter)
+        await self._publish_state()
+        if not self.model.acquiring and not self._idle.is_set():
+            self._idle.set()
+
+    async def _publish_state(self) -> None:
+        state = STATE_LABELS[self.model.state]
+        if self.detector_state.value != state:
+            await self.detector_state.write(state)
+        acquiring = "Acquiring" if self.model.acquiring else "Done"
+        if self.acquire_rbv.value != acquiring:
+            await self.acquire_rbv.write(acquiring)
+        if self.model.ignored_triggers != self.ignored_triggers.value:
+            await self.ignored_triggers.write(self.model.ignored_triggers)
