@@ -212,9 +212,14 @@ def validate(data: Any, source: str = "config") -> BenchConfig:
 
 
 def _is_flat(data: dict) -> bool:
-    """The seed's flat variant: tolerance and motor entries at the top level."""
-    return "motors" not in data and any(
-        isinstance(value, dict) and "pv_root" in value for value in data.values()
+    """The seed's flat variant: tolerance and motor entries at the top level.
+
+    A top-level tolerance alone counts too: it is what `remove all` leaves of a flat file.
+    """
+    if "motors" in data:
+        return False
+    return any(isinstance(value, dict) and "pv_root" in value for value in data.values()) or (
+        "tolerance" in data and "general" not in data
     )
 
 
