@@ -168,12 +168,13 @@ def test_remove_all_on_an_empty_table_changes_nothing(capsys, seed):
     assert seed.read_bytes() == before
 
 
-@pytest.mark.xfail(reason="config.py: a flat file with no motor left reads as sectioned "
-                          "and its top-level tolerance is refused", strict=True)
 def test_remove_all_from_a_flat_seed_keeps_tolerance(capsys, flat_seed):
     code, _, err = run(capsys, "remove", flat_seed, "all")
     assert (code, err) == (0, "")
     assert json.loads(flat_seed.read_text()) == {"tolerance": 0.25}
+    code, _, err = run(capsys, "add", flat_seed, "Z", "G:Z", "-1", "0", "1")
+    assert (code, err) == (0, "")
+    assert list(json.loads(flat_seed.read_text())) == ["tolerance", "Z"]  # still flat
 
 
 # --- validate and list -----------------------------------------------------------------
