@@ -1,0 +1,128 @@
+"""Homing end to end: bench-ioc --sim as a subprocess, real caput -c / caget / pvget."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from camon import CaMonitor
+from iocharness import IocProcess
+
+pytestmark = pytest.mark.integration
+
+MOTORS = ["A", "B", "C", "D", "E"]  # D is the reversed (DIR=Neg) axis
+DONE_BIT = 1 << 1
+
+
+@pytest.fixture(scope="module")
+def bench_config(repo_root, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bench")
+    path = folder / "bench.yaml"
+    shutil.copy(repo_root / "configs" / "bench.yaml", path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ioc(bench_config):
+    process = IocProcess(bench_config, time_scale=20)
+    yield process
+    process.stop()
+
+
+def limits(ioc: IocProcess, motor: str) -> dict[str, float]:
+    config = yaml.safe_load(ioc.config.read_text())
+    entry = config["motors"][motor]
+    return {"lo": entry["lo_lim"], "hi": entry["hi_lim"], "center": entry["center"],
+            "tol": config["general"]["tolerance"], "root": entry["pv_root"]}
+
+
+def sim_get(ioc: IocProcess, *fields: str) -> list[float]:
+    result = ioc.run_tool("caget", "-w", "5", "-t", *fields)
+    assert result.returncode == 0, result.stderr
+    return [float(value) for value in result.stdout.split()]
+
+
+def sim_put(ioc: IocProcess, field: str, value: str, callback: bool = False) -> None:
+    args = ["caput", "-t"] + (["-c", "-w", "60"] if callback else [])
+    result = ioc.run_tool(*args, field, value, timeout=70)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def home(ioc: IocProcess, motor: str, direction: str) -> None:
+    result = ioc.caput(f"{motor}:Home{direction.capitalize()}", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def switch_reading(ioc: IocProcess, root: str, direction: str) -> float:
+    """Jog to the switch with soft limits off and read the settled readback."""
+    saved = sim_get(ioc, f"{root}.DLLM", f"{root}.DHLM")
+    sim_put(ioc, f"{root}.DLLM", "0")
+    sim_put(ioc, f"{root}.DHLM", "0")
+    with CaMonitor(ioc.env, f"{root}.MSTA") as msta:
+        sim_put(ioc, f"{root}.JOGF" if direction == "hi" else f"{root}.JOGR", "1",
+                callback=True)
+        # the record reports DMOV before the readback has settled on the switch
+        msta.wait_for(f"{root}.MSTA", lambda v: int(float(v)) & DONE_BIT != 0,
+                      start=max(msta.count(f"{root}.MSTA") - 1, 0))
+    (rbv,) = sim_get(ioc, f"{root}.RBV")
+    # restore the limits in an order that never inverts the range
+    sim_put(ioc, f"{root}.DHLM", str(saved[1]))
+    sim_put(ioc, f"{root}.DLLM", str(saved[0]))
+    return rbv
+
+
+@pytest.mark.parametrize("direction", ["hi", "lo"])
+@pytest.mark.parametrize("motor", MOTORS)
+def test_home_each_motor_calibrates_on_the_switch(ioc, motor, direction):
+    home(ioc, motor, direction)
+    state, homed, position = ioc.caget(f"{motor}:State", f"{motor}:Homed",
+                                       f"{motor}:Position")
+    assert (state, homed) == ("Homed", "Yes"), ioc.caget(f"{motor}:Message")
+    lim = limits(ioc, motor)
+    assert float(position) == pytest.approx(lim["center"], abs=0.01)
+    hlm, llm = sim_get(ioc, f"{lim['root']}.HLM", f"{lim['root']}.LLM")
+    assert (llm, hlm) == pytest.approx((lim["lo"], lim["hi"]))
+    expected = lim["hi"] + lim["tol"] if direction == "hi" else lim["lo"] - lim["tol"]
+    assert switch_reading(ioc, lim["root"], direction) == pytest.approx(expected, abs=0.005)
+
+
+def test_home_all_runs_in_parallel(ioc):
+    names = [ioc.pv(f"{m}:State") for m in MOTORS]
+    with CaMonitor(ioc.env, *names) as states:
+        result = ioc.caput("HomeAllLo", "1", timeout=200)
+        assert result.returncode == 0, result.stderr
+        seeking = {n: states.wait_value(n, "Seeking") for n in names}
+        homed = {n: states.wait_value(n, "Homed", start=seeking[n]) for n in names}
+        started = [states.updates[n][seeking[n]][0] for n in names]
+        ended = [states.updates[n][homed[n]][0] for n in names]
+    # every motor was seeking before any had finished: they ran together
+    assert max(started) < min(ended)
+    assert ioc.caget("AllHomed", "Busy") == ["Yes", "No"]
+
+
+def test_config_put_refused_with_a_message(ioc):
+    before = ioc.config.read_bytes()
+    result = ioc.caput("A:LoLim", "50", callback=False)
+    assert result.returncode == 0
+    (lo_lim,) = ioc.caget("A:LoLim")
+    assert float(lo_lim) == -40
+    (message,) = ioc.caget("A:Message", options=("-t", "-S"))
+    assert "refused" in message and "hi_lim" in message
+    assert ioc.config.read_bytes() == before
+
+
+def test_config_put_saved_to_the_file(ioc):
+    result = ioc.caput("B:Center", "1.5")
+    assert result.returncode == 0
+    assert yaml.safe_load(ioc.config.read_text())["motors"]["B"]["center"] == 1.5
+    ioc.caput("B:Center", "0")
+
+
+def test_status_records_over_pva(ioc):
+    result = ioc.run_tool("pvget", "-w", "5", ioc.pv("A:State"), ioc.pv("A:Position"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ioc.pv("A:State") in result.stdout
+    assert ioc.pv("A:Position") in result.stdout
