@@ -67,6 +67,8 @@ def _ioc_parser() -> argparse.ArgumentParser:
                         "or with --sim a free one)")
     parser.add_argument("--time-scale", type=float, default=0,
                         help="with --sim: run the simulated motion this many times faster")
+    parser.add_argument("--acf", metavar="FILE",
+                        help="EPICS access security file (e.g. configs/bench.acf)")
     parser.add_argument("--write-db", metavar="FILE",
                         help="write every record the IOC would serve to FILE and exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -81,6 +83,9 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
         doc = cfg.load(_config_path(args.config))
         prefix = args.prefix if args.prefix is not None else doc.config.ioc.prefix
         cfg.IocConfig(prefix=prefix)
+        acf = Path(args.acf) if args.acf else None
+        if acf is not None and not acf.is_file():
+            raise cfg.ConfigError(f"{acf}: no such access security file")
     except (cfg.ConfigError, ValueError) as error:
         print(f"bench-ioc: {cfg_error_text(error)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -117,7 +122,7 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
 
     try:
         ioc.serve(doc, ioc.ServeOptions(prefix=prefix, on_ready=on_ready,
-                                        on_restart=on_restart))
+                                        on_restart=on_restart, acf=acf))
     finally:
         if sim is not None:
             sim.stop()

@@ -484,6 +484,7 @@ class ServeOptions:
     prefix: str
     on_ready: Callable[[Bench], None] = lambda bench: None
     on_restart: Callable[[], None] | None = None  # how to re-serve a changed motor set
+    acf: Path | None = None  # EPICS access security file
 
 
 def create_bench(doc: cfg.ConfigDocument, prefix: str) -> Bench:
@@ -522,6 +523,10 @@ def serve(doc: cfg.ConfigDocument, options: ServeOptions) -> None:
     bench = create_bench(doc, options.prefix)
     bench.on_restart = options.on_restart
     builder.LoadDatabase()
+    # IOC health records (CPU, memory, file descriptors, uptime) under $(P)IOC:
+    softioc.devIocStats(f"{options.prefix}IOC".replace("::", ":"))
+    if options.acf is not None:
+        load_access_security(options.acf)
     softioc.iocInit(dispatcher)
 
     async def start() -> None:
@@ -533,6 +538,16 @@ def serve(doc: cfg.ConfigDocument, options: ServeOptions) -> None:
     dispatcher.wait_for_quit()
     log.info("stopping: aborting any homing so no motor is left moving")
     asyncio.run_coroutine_threadsafe(stop_all(bench), dispatcher.loop).result(timeout=10)
+
+
+def load_access_security(path: Path) -> None:
+    """Load an EPICS access security file; call before iocInit. The writable records
+    belong to the ASG named in records.WRITE_ASG, everything else to DEFAULT."""
+    from epicscorelibs.ioc import dbCore
+
+    status = dbCore.asSetFilename(str(path.resolve()).encode())
+    if status != 0:
+        raise cfg.ConfigError(f"{path}: access security file not accepted (status {status})")
 
 
 async def stop_all(bench: Bench, grace: float = 5.0) -> None:

@@ -13,6 +13,9 @@ from softioc import alarm, builder
 
 from .pvs import Kind, Pv
 
+# Access security group of every writable record; configs/bench.acf names who may write.
+WRITE_ASG = "BENCH_WRITE"
+
 SEVERITY = {"MINOR": alarm.MINOR_ALARM, "MAJOR": alarm.MAJOR_ALARM,
             "INVALID": alarm.INVALID_ALARM}
 
@@ -36,6 +39,7 @@ def make_record(
     """Create the record for one spec entry under its full name."""
     fields: dict[str, Any] = {"DESC": pv.desc[:40]}
     if pv.writable:
+        fields["ASG"] = WRITE_ASG
         if on_update is not None:
             fields["on_update"] = on_update
         if validate is not None:
