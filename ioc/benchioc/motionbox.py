@@ -191,7 +191,8 @@ class MotorStatus:
     details: list[tuple[str, str]] = field(default_factory=list)
 
     def describe(self) -> str:
-        lines = [f"{self.name}: {self.summary} (from {self.source})"]
+        origin = "" if self.source == UNREACHABLE else f" (from {self.source})"
+        lines = [f"{self.name}: {self.summary}{origin}"]
         lines += [f"    {key}: {value}" for key, value in self.details]
         return "\n".join(lines)
 
@@ -409,19 +410,28 @@ async def _home_via_ioc(prefix: str, request: HomeRequest,
     else:
         base = f"{prefix}{request.names[0]}:"
         action, abort = f"{base}Home{suffix}", f"{base}Abort"
-    await aioca.connect(action, timeout=request.ca_timeout)
+    connected = await aioca.connect(action, timeout=request.ca_timeout, throw=False)
+    if not connected.ok:
+        return _all_failed(request, f"the IOC at {prefix} serves this config but {action} "
+                                    f"did not answer ({connected}); is the motor new to it?")
     monitors = _monitor_ioc_rows(prefix, request.names, display)
     try:
         # Put with callback: the IOC completes it when homing has ended, one way or another.
         await aioca.caput(action, 1, wait=True, timeout=None)
+    except aioca.CANothing as error:  # refused (already homing) or the IOC went away
+        return _all_failed(request, f"the IOC did not complete {action}: {error}")
     except asyncio.CancelledError:
-        log.warning("interrupted: putting %s", abort)
+        display.note(f"interrupted: putting {abort} to stop the motors")
         await aioca.caput(abort, 1, timeout=request.ca_timeout * 2, throw=False)
         raise
     finally:
         for monitor in monitors:
             monitor.close()
     return await _ioc_outcomes(prefix, request)
+
+
+def _all_failed(request: HomeRequest, reason: str) -> dict[str, HomeOutcome]:
+    return {name: HomeOutcome(False, reason) for name in request.names}
 
 
 def _monitor_ioc_rows(prefix: str, names: list[str], display: ProgressDisplay) -> list:
@@ -754,7 +764,7 @@ def home(json_path: str, motor_name: str, homing_mode: str, direct: bool,
     if not names:
         raise ConfigError(f"{json_path} has no motors to home")
     direction = homing_mode.lower()
-    display = ProgressDisplay(names, stream=click.get_text_stream("stdout"))
+    display = ProgressDisplay(names, stream=sys.stdout)
     request = HomeRequest(document=document, names=names, direction=direction,
                                every_motor=_is_all(motor_name), direct=direct,
                                connect_timeout=connect_timeout, ca_timeout=CA_TIMEOUT)
