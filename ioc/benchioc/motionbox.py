@@ -12,6 +12,7 @@ error (a one-line reason names the bad argument); 130 interrupted with Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -414,7 +415,11 @@ async def _home_via_ioc(prefix: str, request: HomeRequest,
     if not connected.ok:
         return _all_failed(request, f"the IOC at {prefix} serves this config but {action} "
                                     f"did not answer ({connected}); is the motor new to it?")
-    monitors = _monitor_ioc_rows(prefix, request.names, display)
+    monitors, first_values = _monitor_ioc_rows(prefix, request.names, display)
+    # Start only once the rows show their current values, so no early state is missed.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in first_values)),
+                               request.ca_timeout * 2)
     try:
         # Put with callback: the IOC completes it when homing has ended, one way or another.
         await aioca.caput(action, 1, wait=True, timeout=None)
@@ -434,20 +439,24 @@ def _all_failed(request: HomeRequest, reason: str) -> dict[str, HomeOutcome]:
     return {name: HomeOutcome(False, reason) for name in request.names}
 
 
-def _monitor_ioc_rows(prefix: str, names: list[str], display: ProgressDisplay) -> list:
-    monitors = []
+def _monitor_ioc_rows(prefix: str, names: list[str],
+                      display: ProgressDisplay) -> tuple[list, list[asyncio.Event]]:
+    """Monitors that feed the display; each event is set by its monitor's first value."""
+    monitors, first_values = [], []
     for name in names:
         base = f"{prefix}{name}:"
-        monitors += [
-            aioca.camonitor(f"{base}State", lambda v, n=name: display.update(n, state=str(v)),
-                            datatype=str),
-            aioca.camonitor(f"{base}Progress",
-                            lambda v, n=name: display.update(n, progress=float(v))),
-            aioca.camonitor(f"{base}Message",
-                            lambda v, n=name: display.update(n, message=str(v)),
-                            datatype=aioca.DBR_CHAR_STR),
-        ]
-    return monitors
+        fields = [("State", "state", str, str), ("Progress", "progress", None, float),
+                  ("Message", "message", aioca.DBR_CHAR_STR, str)]
+        for field_name, keyword, datatype, convert in fields:
+            seen = asyncio.Event()
+
+            def show(value, name=name, keyword=keyword, convert=convert, seen=seen) -> None:
+                seen.set()
+                display.update(name, **{keyword: convert(value)})
+
+            monitors.append(aioca.camonitor(f"{base}{field_name}", show, datatype=datatype))
+            first_values.append(seen)
+    return monitors, first_values
 
 
 async def _ioc_outcomes(prefix: str, request: HomeRequest) -> dict[str, HomeOutcome]:

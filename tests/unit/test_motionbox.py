@@ -377,3 +377,24 @@ def test_runs_as_a_program_with_negative_numbers(seed):
         capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "motion-box add: center: 'zero' is not a number"
+
+
+def test_shell_completion_offers_the_motor_names_of_the_config(seed):
+    script = Path(sys.executable).parent / "motion-box"
+    if not script.exists():
+        pytest.skip("the motion-box console script is not installed in this environment")
+    env = dict(os.environ, COMP_WORDS=f"motion-box home {seed} ", COMP_CWORD="3",
+               _MOTION_BOX_COMPLETE="bash_complete")
+    result = subprocess.run([str(script)], env=env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.stdout.split() == ["plain,A", "plain,B", "plain,all"]
+
+
+def test_the_console_script_is_the_same_program(seed):
+    script = Path(sys.executable).parent / "motion-box"
+    if not script.exists():
+        pytest.skip("the motion-box console script is not installed in this environment")
+    result = subprocess.run([str(script), "remove", str(seed), "Q"], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "motion-box remove: there is no motor 'Q' (motors: A, B)"
