@@ -1,0 +1,1011 @@
+"""Homing of the bench motors on their hard limit switches, as pure asyncio logic.
+
+The procedure (DESIGN.md "Homing") talks to a motor only through the small
+`HomingMotor` protocol: motor.EpicsMotor implements it over Channel Access, and the unit
+tests implement it with a fake motor on a virtual clock. Nothing here imports softioc or
+aioca, so the engine runs the same in the IOC, in the CLI and in the tests.
+
+The genuine motor record shapes the procedure:
+- a limit-switch trip stops the record at once (DMOV=1) and leaves VAL at the trip
+  position, while the controller is still settling onto the switch; the MSTA DONE bit
+  comes last. Calibrating from that stale VAL is off by the overshoot, so the engine
+  waits for DMOV=1 *and* DONE, then SYNCs VAL to the readback before SET.
+- JOGF/JOGR written while already on that switch is ignored, so the jog is skipped.
+- DHLM=DLLM=0 disables the soft limits; limits are always written in an order that
+  never inverts the range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class HomingState(enum.IntEnum):
+    """Homing state of one motor; the values are the mbbIn values of the State record."""
+
+    NOT_HOMED = 0
+    SEEKING = 1
+    CALIBRATING = 2
+    CENTERING = 3
+    HOMED = 4
+    ABORTED = 5
+    FAILED = 6
+
+
+class Direction(enum.Enum):
+    HI = "hi"
+    LO = "lo"
+
+    @property
+    def switch_name(self) -> str:
+        return "high limit switch" if self is Direction.HI else "low limit switch"
+
+    @property
+    def jog_field(self) -> str:
+        return "JOGF" if self is Direction.HI else "JOGR"
+
+    @property
+    def word(self) -> str:
+        return "high" if self is Direction.HI else "low"
+
+
+class Msta(enum.IntFlag):
+    """Bits of the motor record's MSTA field."""
+
+    DIRECTION = 1 << 0
+    DONE = 1 << 1
+    PLUS_LS = 1 << 2
+    HOMELS = 1 << 3
+    POSITION = 1 << 5
+    SLIP_STALL = 1 << 6
+    HOME = 1 << 7
+    PRESENT = 1 << 8
+    PROBLEM = 1 << 9
+    MOVING = 1 << 10
+    GAIN_SUPPORT = 1 << 11
+    COMM_ERR = 1 << 12
+    MINUS_LS = 1 << 13
+    HOMED = 1 << 14
+
+
+SPMG_NAMES = ("Stop", "Pause", "Move", "Go")
+SPMG_GO = 3
+
+
+@dataclass(frozen=True)
+class MotorStatus:
+    """A snapshot of the motor record as monitored (user coordinates)."""
+
+    connected: bool = False
+    rbv: float = 0.0
+    val: float = 0.0
+    dmov: bool = True
+    hls: bool = False
+    lls: bool = False
+    msta: int = 0
+    spmg: int = SPMG_GO
+    cnen: bool = True
+    velo: float = 0.0
+    jvel: float = 0.0
+    accl: float = 0.0
+    vmax: float = 0.0
+    hlm: float = 0.0
+    llm: float = 0.0
+    dhlm: float = 0.0
+    dllm: float = 0.0
+    egu: str = ""
+    prec: int = 3
+
+    def _bit(self, bit: Msta) -> bool:
+        return bool(self.msta & bit)
+
+    @property
+    def done_bit(self) -> bool:
+        return self._bit(Msta.DONE)
+
+    @property
+    def problem(self) -> bool:
+        return self._bit(Msta.PROBLEM)
+
+    @property
+    def slip_stall(self) -> bool:
+        return self._bit(Msta.SLIP_STALL)
+
+    @property
+    def comm_err(self) -> bool:
+        return self._bit(Msta.COMM_ERR)
+
+    @property
+    def homed_bit(self) -> bool:
+        return self._bit(Msta.HOMED)
+
+    @property
+    def plus_ls(self) -> bool:
+        return self._bit(Msta.PLUS_LS)
+
+    @property
+    def minus_ls(self) -> bool:
+        return self._bit(Msta.MINUS_LS)
+
+    @property
+    def spmg_name(self) -> str:
+        return SPMG_NAMES[self.spmg] if 0 <= self.spmg < len(SPMG_NAMES) else str(self.spmg)
+
+    def on_switch(self, direction: Direction) -> bool:
+        """On the user-sense switch homing in `direction` seeks (HLS for hi, LLS for lo)."""
+        return self.hls if direction is Direction.HI else self.lls
+
+    def settled(self) -> bool:
+        return self.dmov and self.done_bit
+
+    def fmt(self, value: float) -> str:
+        """A position as the motor shows it: its precision and units."""
+        text = f"{value:.{max(0, min(self.prec, 10))}f}"
+        return f"{text} {self.egu}" if self.egu else text
+
+    @property
+    def speed_unit(self) -> str:
+        return f"{self.egu}/s" if self.egu else "units/s"
+
+
+class HomingError(Exception):
+    """Homing could not be done or failed; the message says why, in words and numbers."""
+
+
+class HomingBusy(HomingError):
+    """A homing was requested while one is running: refused, never queued."""
+
+
+class MotorDisconnected(HomingError):
+    """The motor record's PVs are (or went) disconnected."""
+
+
+class MotorTimeout(HomingError):
+    """A condition on the motor status did not come true in time."""
+
+
+class HomingMotor(Protocol):
+    """What the homing engine needs from a motor (user coordinates throughout)."""
+
+    name: str
+
+    @property
+    def status(self) -> MotorStatus: ...
+
+    async def wait_for(
+        self, predicate: Callable[[MotorStatus], bool], timeout: float, what: str
+    ) -> MotorStatus:
+        """Return the first status (current or later) for which predicate holds.
+
+        Raises MotorTimeout naming `what` on timeout, MotorDisconnected when the
+        connection is (or goes) down before the predicate holds."""
+        ...
+
+    async def jog(self, direction: Direction) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def sync(self) -> None: ...
+
+    async def set_position(self, value: float) -> None: ...
+
+    async def set_dial_limits(self, dllm: float, dhlm: float) -> None: ...
+
+    async def set_user_limits(self, llm: float, hlm: float) -> None: ...
+
+    async def move(self, value: float, timeout: float) -> None: ...
+
+
+def limit_order(
+    current: tuple[float, float], new: tuple[float, float]
+) -> tuple[str, str]:
+    """Which of ("low", "high") to write first so that low <= high after each write.
+
+    From (l0, h0) to (l1, h1): writing the low limit first leaves (l1, h0), valid when
+    l1 <= h0; otherwise h1 >= l1 > h0 >= l0 and writing the high limit first is valid.
+    """
+    low, _high = new
+    _low0, high0 = current
+    return ("low", "high") if low <= high0 else ("high", "low")
+
+
+class MotorStatusFeed:
+    """The latest MotorStatus of one motor plus stale-value-safe waiting on it.
+
+    Whoever monitors the motor calls publish() on every update; wait_for() checks the
+    current status first and then every status published after the call, so an update
+    that arrives between a put and the wait is never missed."""
+
+    def __init__(self, name: str, status: MotorStatus | None = None) -> None:
+        self.name = name
+        self._status = status or MotorStatus()
+        self._waiters: list[tuple[Callable[[MotorStatus], bool], asyncio.Future, str]] = []
+
+    @property
+    def status(self) -> MotorStatus:
+        return self._status
+
+    def publish(self, status: MotorStatus) -> None:
+        self._status = status
+        for predicate, future, what in list(self._waiters):
+            if future.done():
+                continue
+            try:
+                if predicate(status):
+                    future.set_result(status)
+                elif not status.connected:
+                    future.set_exception(self._disconnected(what))
+            except Exception as error:  # a broken predicate must fail its waiter only
+                future.set_exception(error)
+
+    def _disconnected(self, what: str) -> MotorDisconnected:
+        return MotorDisconnected(f"{self.name}: motor record disconnected while waiting for {what}")
+
+    async def wait_for(
+        self, predicate: Callable[[MotorStatus], bool], timeout: float, what: str
+    ) -> MotorStatus:
+        status = self._status
+        if predicate(status):
+            return status
+        if not status.connected:
+            raise self._disconnected(what)
+        future: asyncio.Future[MotorStatus] = asyncio.get_running_loop().create_future()
+        waiter = (predicate, future, what)
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(None if math.isinf(timeout) else max(timeout, 0.0)):
+                return await future
+        except TimeoutError:
+            raise MotorTimeout(
+                f"{self.name}: timed out after {timeout:.3g} s waiting for {what}"
+            ) from None
+        finally:
+            self._waiters.remove(waiter)
+
+
+@dataclass
+class HomingSettings:
+    """What homing one motor needs to know (config general.tolerance + motor + homing)."""
+
+    lo_lim: float
+    hi_lim: float
+    center: float
+    tolerance: float
+    seek_timeout: float = 0  # 0: derived from the travel and JVEL
+    settle_timeout: float = 10
+    stall_time: float = 2.0
+    move_timeout: float = 0  # 0: derived from the distance to center and VELO
+    position_tolerance: float = 0  # 0: max(1e-3, 10**-PREC) in motor units
+    stall_distance: float = 0  # 0: 5 % of what JVEL covers in stall_time
+
+    def check(self, name: str) -> None:
+        numbers = (self.lo_lim, self.hi_lim, self.center, self.tolerance)
+        if not all(math.isfinite(x) for x in numbers):
+            raise HomingError(f"{name}: limits, center and tolerance must be finite numbers")
+        if not self.lo_lim < self.hi_lim:
+            raise HomingError(
+                f"{name}: lo_lim ({self.lo_lim:g}) must be less than hi_lim ({self.hi_lim:g})"
+            )
+        if not self.lo_lim <= self.center <= self.hi_lim:
+            raise HomingError(
+                f"{name}: center ({self.center:g}) must lie between lo_lim ({self.lo_lim:g})"
+                f" and hi_lim ({self.hi_lim:g})"
+            )
+        if self.tolerance < 0:
+            raise HomingError(f"{name}: tolerance ({self.tolerance:g}) must not be negative")
+        for field in ("seek_timeout", "move_timeout", "position_tolerance", "stall_distance"):
+            if getattr(self, field) < 0:
+                raise HomingError(f"{name}: {field} ({getattr(self, field):g}) must be >= 0")
+        for field in ("settle_timeout", "stall_time"):
+            if not getattr(self, field) > 0:
+                raise HomingError(f"{name}: {field} ({getattr(self, field):g} s) must be > 0")
+
+    @property
+    def travel(self) -> float:
+        """Longest way between the two switches: the soft range plus both tolerances."""
+        return self.hi_lim - self.lo_lim + 2 * self.tolerance
+
+    def switch_position(self, direction: Direction) -> float:
+        """The user position the switch is calibrated to."""
+        if direction is Direction.HI:
+            return self.hi_lim + self.tolerance
+        return self.lo_lim - self.tolerance
+
+
+@dataclass(frozen=True)
+class HomingUpdate:
+    state: HomingState
+    progress: float  # 0-100 %
+    message: str
+
+
+# Progress (%) at the start of each phase; seeking and centering fill their spans.
+_SEEK_START, _SEEK_END = 5.0, 60.0
+_SETTLED, _CALIBRATED, _LIMITS_SET = 65.0, 75.0, 80.0
+_CENTER_END = 99.0
+# Seconds added to derived timeouts for CA round trips and controller latency.
+_TIMEOUT_MARGIN = 2.0
+# Bound on each clean-up step, so an abort always ends even with a dead motor.
+_CLEANUP_TIMEOUT = 5.0
+
+
+def _fault(status: MotorStatus) -> str | None:
+    """A reason to stop homing at once, seen in any phase, or None."""
+    if status.problem:
+        return "amplifier fault: MSTA PROBLEM bit set"
+    if status.comm_err:
+        return "controller communication error: MSTA COMM_ERR bit set"
+    if status.slip_stall:
+        return "motor slipped or stalled: MSTA SLIP_STALL bit set"
+    if status.hls and status.lls:
+        return "both limit switches active — check the cabling"
+    if status.spmg != SPMG_GO:
+        return f"motor disabled: SPMG is {status.spmg_name}, set it to Go"
+    return None
+
+
+def _preflight_problem(status: MotorStatus) -> str | None:
+    if not status.connected:
+        return "motor record not connected"
+    fault = _fault(status)
+    if fault:
+        return fault
+    if not status.cnen:
+        return "motor control disabled: CNEN is Disable, set it to Enable"
+    if not status.dmov:
+        return "motor is moving (DMOV=0): wait for it to stop, or stop it first"
+    if not status.jvel > 0:
+        return f"jog speed JVEL is {status.jvel:g} {status.speed_unit}: set a positive speed"
+    if not status.velo > 0:
+        return f"speed VELO is {status.velo:g} {status.speed_unit}: set a positive speed"
+    return None
+
+
+class _Procedure:
+    """One homing run of one motor; home() below is its only user."""
+
+    def __init__(
+        self,
+        motor: HomingMotor,
+        direction: Direction,
+        settings: HomingSettings,
+        report: Callable[[HomingUpdate], None],
+    ) -> None:
+        self.motor = motor
+        self.name = motor.name
+        self.direction = direction
+        self.settings = settings
+        self._report = report
+        self.state = HomingState.SEEKING
+        self.progress = 0.0
+        self.phase = "preparing"
+        self.saved_dial_limits: tuple[float, float] | None = None
+        self.final_limits_set = False
+        self.acted = False  # nothing to undo until the first write to the motor
+
+    # --- reporting ------------------------------------------------------------------
+    def report(self, state: HomingState, message: str, progress: float | None = None) -> None:
+        self.state = state
+        if progress is not None:
+            self.progress = max(self.progress, min(progress, 100.0))
+        log.info("%s", message)
+        self._report(HomingUpdate(state, round(self.progress, 1), message))
+
+    def say(self, text: str) -> str:
+        return f"{self.name}: {text}"
+
+    def error(self, text: str) -> HomingError:
+        return HomingError(self.say(text))
+
+    @property
+    def status(self) -> MotorStatus:
+        return self.motor.status
+
+    @property
+    def loop_time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def position_tolerance(self) -> float:
+        if self.settings.position_tolerance > 0:
+            return self.settings.position_tolerance
+        return max(1e-3, 10.0 ** -max(0, self.status.prec))
+
+    # --- the procedure ----------------------------------------------------------------
+    async def run(self) -> None:
+        self.report(HomingState.SEEKING, self.say(f"preparing to home {self.direction.word}"), 0)
+        self.preflight()
+        await self.disable_soft_limits()
+        await self.seek()
+        await self.settle()
+        await self.calibrate()
+        await self.apply_soft_limits()
+        await self.center()
+
+    def preflight(self) -> None:
+        self.settings.check(self.name)
+        problem = _preflight_problem(self.status)
+        if problem:
+            raise self.error(problem)
+
+    async def disable_soft_limits(self) -> None:
+        self.phase = "disabling the soft limits"
+        status = self.status
+        self.saved_dial_limits = (status.dllm, status.dhlm)
+        self.acted = True
+        log.info(
+            "%s: saved dial soft limits DLLM=%g DHLM=%g", self.name, status.dllm, status.dhlm
+        )
+        await self.motor.set_dial_limits(0.0, 0.0)
+        self.report(HomingState.SEEKING, self.say("soft limits disabled (DLLM=DHLM=0)"), 3)
+
+    def seek_timeout(self, status: MotorStatus) -> float:
+        if self.settings.seek_timeout > 0:
+            return self.settings.seek_timeout
+        return self.settings.travel * 1.5 / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN
+
+    def stall_distance(self, status: MotorStatus) -> float:
+        if self.settings.stall_distance > 0:
+            return self.settings.stall_distance
+        return 0.05 * status.jvel * self.settings.stall_time
+
+    async def seek(self) -> None:
+        d = self.direction
+        self.phase = f"seeking the {d.switch_name}"
+        status = self.status
+        if status.on_switch(d):
+            self.report(
+                HomingState.SEEKING,
+                self.say(f"already on the {d.switch_name} at {status.fmt(status.rbv)}; no jog"),
+                _SEEK_END,
+            )
+            return
+        self.report(
+            HomingState.SEEKING,
+            self.say(f"seeking the {d.switch_name} at {status.jvel:g} {status.speed_unit}"),
+            _SEEK_START,
+        )
+        timeout = self.seek_timeout(status)
+        deadline = self.loop_time + timeout
+        start = status.rbv
+        await self.motor.jog(d)
+        status = await self.wait_until_moving(deadline)
+        await self.watch_seek(status, start, deadline, timeout)
+
+    async def wait_until_moving(self, deadline: float) -> MotorStatus:
+        """The status goes on showing DMOV=1 until the record's reply to the jog arrives."""
+        d = self.direction
+        status = self.status
+        limit = min(deadline - self.loop_time, self.settings.stall_time + status.accl)
+        try:
+            return await self.motor.wait_for(
+                lambda s: not s.dmov or s.on_switch(d) or _fault(s) is not None,
+                limit,
+                f"the motor to start moving after {d.jog_field}",
+            )
+        except MotorTimeout:
+            raise self.error(
+                f"motor did not start moving within {limit:.3g} s after {d.jog_field}=1"
+                f" (still at {status.fmt(self.status.rbv)})"
+            ) from None
+
+    async def watch_seek(
+        self, status: MotorStatus, start: float, deadline: float, timeout: float
+    ) -> None:
+        """Follow the jog until the switch; fail on faults, stalls, early stops, timeout."""
+        d = self.direction
+        stall_distance = self.stall_distance(status)
+        reference, reference_time = status.rbv, self.loop_time
+        while True:
+            self.raise_on_fault(status)
+            if status.on_switch(d):
+                self.report_seek_progress(status.rbv, start)
+                return
+            if status.dmov:
+                status = await self.confirm_stopped_short()
+                continue
+            now = self.loop_time
+            if now >= deadline:
+                raise self.seek_timed_out(timeout, status)
+            until = min(deadline, reference_time + self.settings.stall_time)
+            ref = reference
+            try:
+                status = await self.motor.wait_for(
+                    lambda s, ref=ref: abs(s.rbv - ref) > stall_distance
+                    or s.dmov
+                    or s.on_switch(d)
+                    or _fault(s) is not None,
+                    until - now,
+                    f"the motor to move towards the {d.switch_name}",
+                )
+            except MotorTimeout:
+                status = self.status
+                if self.loop_time >= deadline:
+                    raise self.seek_timed_out(timeout, status) from None
+                raise self.error(
+                    f"motor stalled at {status.fmt(status.rbv)}: it moved less than"
+                    f" {status.fmt(stall_distance)} in {self.settings.stall_time:g} s while"
+                    f" jogging at {status.jvel:g} {status.speed_unit}"
+                ) from None
+            if abs(status.rbv - reference) > stall_distance:
+                reference, reference_time = status.rbv, self.loop_time
+                self.report_seek_progress(status.rbv, start)
+
+    async def confirm_stopped_short(self) -> MotorStatus:
+        """DMOV=1 without the switch: give the switch's own monitor update a moment (the
+        fields are separate channels), then call it an early stop."""
+        d = self.direction
+        grace = min(1.0, self.settings.stall_time)
+        with contextlib.suppress(MotorTimeout):
+            return await self.motor.wait_for(
+                lambda s: s.on_switch(d) or _fault(s) is not None, grace, f"the {d.switch_name}"
+            )
+        status = self.status
+        raise self.error(f"motor stopped at {status.fmt(status.rbv)} before reaching the"
+                         f" {d.switch_name}")
+
+    def seek_timed_out(self, timeout: float, status: MotorStatus) -> HomingError:
+        return self.error(
+            f"{self.direction.switch_name} not reached within {timeout:.3g} s (travel"
+            f" {self.settings.travel:g} {status.egu} at {status.jvel:g} {status.speed_unit};"
+            f" now at {status.fmt(status.rbv)})"
+        )
+
+    def report_seek_progress(self, rbv: float, start: float) -> None:
+        fraction = min(abs(rbv - start) / self.settings.travel, 1.0)
+        progress = _SEEK_START + fraction * (_SEEK_END - _SEEK_START)
+        if progress - self.progress >= 1.0:
+            status = self.status
+            self.report(
+                HomingState.SEEKING,
+                self.say(f"seeking the {self.direction.switch_name}, at {status.fmt(rbv)}"),
+                progress,
+            )
+
+    def raise_on_fault(self, status: MotorStatus) -> None:
+        fault = _fault(status)
+        if fault:
+            raise self.error(f"{fault} (while {self.phase}, at {status.fmt(status.rbv)})")
+
+    async def settle(self) -> None:
+        d = self.direction
+        self.phase = f"settling on the {d.switch_name}"
+        self.report(
+            HomingState.CALIBRATING,
+            self.say(f"on the {d.switch_name}; waiting for the motor to settle"),
+            _SEEK_END,
+        )
+        status = await self.motor.wait_for(
+            lambda s: s.settled() or _fault(s) is not None,
+            self.settings.settle_timeout,
+            f"the motor to settle on the {d.switch_name} (DMOV=1 and MSTA DONE)",
+        )
+        self.raise_on_fault(status)
+        if not status.on_switch(d):
+            log.warning("%s: settled off the %s at %g", self.name, d.switch_name, status.rbv)
+        self.report(
+            HomingState.CALIBRATING,
+            self.say(f"settled on the {d.switch_name} at {status.fmt(status.rbv)}"),
+            _SETTLED,
+        )
+
+    async def calibrate(self) -> None:
+        target = self.settings.switch_position(self.direction)
+        self.phase = "calibrating"
+        status = self.status
+        self.report(
+            HomingState.CALIBRATING,
+            self.say(f"calibrating the {self.direction.switch_name} position"
+                     f" {status.fmt(status.rbv)} to {status.fmt(target)}"),
+        )
+        await self.motor.sync()
+        await self.motor.set_position(target)
+        tolerance = self.position_tolerance()
+        try:
+            status = await self.motor.wait_for(
+                lambda s: abs(s.rbv - target) <= tolerance,
+                self.settings.settle_timeout,
+                f"the readback to show {status.fmt(target)} after calibration",
+            )
+        except MotorTimeout:
+            status = self.status
+            raise self.error(
+                f"after calibration the readback is {status.fmt(status.rbv)}, not"
+                f" {status.fmt(target)} (tolerance {status.fmt(tolerance)})"
+            ) from None
+        self.report(
+            HomingState.CALIBRATING,
+            self.say(f"calibrated: the {self.direction.switch_name} is at"
+                     f" {status.fmt(target)}"),
+            _CALIBRATED,
+        )
+
+    async def apply_soft_limits(self) -> None:
+        self.phase = "setting the soft limits"
+        s = self.settings
+        await self.motor.set_user_limits(s.lo_lim, s.hi_lim)
+        self.final_limits_set = True
+        status = self.status
+        self.report(
+            HomingState.CALIBRATING,
+            self.say(f"soft limits set: LLM={status.fmt(s.lo_lim)} HLM={status.fmt(s.hi_lim)}"),
+            _LIMITS_SET,
+        )
+
+    def move_timeout(self, status: MotorStatus, distance: float) -> float:
+        if self.settings.move_timeout > 0:
+            return self.settings.move_timeout
+        return distance * 1.5 / status.velo + 2 * status.accl + _TIMEOUT_MARGIN
+
+    async def center(self) -> None:
+        center = self.settings.center
+        self.phase = "moving to center"
+        status = self.status
+        distance = abs(center - status.rbv)
+        start = status.rbv
+        self.report(
+            HomingState.CENTERING,
+            self.say(f"moving to center {status.fmt(center)} at {status.velo:g}"
+                     f" {status.speed_unit}"),
+            _LIMITS_SET,
+        )
+        timeout = self.move_timeout(status, distance)
+        try:
+            await self.while_watching(
+                self.motor.move(center, timeout), lambda s: self.center_progress(s, start)
+            )
+        except MotorTimeout:
+            status = self.status
+            raise self.error(
+                f"move to center {status.fmt(center)} did not finish within {timeout:.3g} s"
+                f" (distance {status.fmt(distance)} at {status.velo:g} {status.speed_unit};"
+                f" now at {status.fmt(status.rbv)})"
+            ) from None
+        await self.verify_center()
+
+    def center_progress(self, status: MotorStatus, start: float) -> None:
+        distance = abs(self.settings.center - start)
+        fraction = min(abs(status.rbv - start) / distance, 1.0) if distance > 0 else 1.0
+        progress = _LIMITS_SET + fraction * (_CENTER_END - _LIMITS_SET)
+        if progress - self.progress >= 1.0:
+            self.report(
+                HomingState.CENTERING,
+                self.say(f"moving to center, at {status.fmt(status.rbv)}"),
+                progress,
+            )
+
+    async def while_watching(
+        self, operation: Awaitable[T], on_status: Callable[[MotorStatus], None]
+    ) -> T:
+        """Run an operation while faults and disconnects are watched; a fault cancels it."""
+        operation_task = asyncio.ensure_future(operation)
+        watch_task = asyncio.ensure_future(self.watch_faults(on_status))
+        try:
+            await asyncio.wait({operation_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+            if watch_task.done():
+                watch_task.result()  # raises the fault or the disconnection
+            return operation_task.result()
+        finally:
+            for task in (operation_task, watch_task):
+                task.cancel()
+            await asyncio.gather(operation_task, watch_task, return_exceptions=True)
+
+    async def watch_faults(self, on_status: Callable[[MotorStatus], None]) -> None:
+        seen = self.status
+        while True:
+            seen = await self.motor.wait_for(
+                lambda s, previous=seen: s is not previous, math.inf, f"the end of {self.phase}"
+            )
+            self.raise_on_fault(seen)
+            on_status(seen)
+
+    async def verify_center(self) -> None:
+        """The put-callback and the RBV monitor travel separately: wait for the readback."""
+        center = self.settings.center
+        tolerance = self.position_tolerance()
+        try:
+            status = await self.motor.wait_for(
+                lambda s: abs(s.rbv - center) <= tolerance,
+                self.settings.settle_timeout,
+                f"the readback to reach center {self.status.fmt(center)}",
+            )
+        except MotorTimeout:
+            status = self.status
+            raise self.error(
+                f"after the move to center the motor is at {status.fmt(status.rbv)}, not"
+                f" {status.fmt(center)} (tolerance {status.fmt(tolerance)}; soft limit"
+                f" violation or the motor stopped early?)"
+            ) from None
+        self.phase = "homed"
+        when = datetime.now().astimezone().strftime("%H:%M:%S")
+        self.report(
+            HomingState.HOMED,
+            self.say(f"homed at {when}, now at center {status.fmt(status.rbv)}"),
+            100.0,
+        )
+
+    # --- failure and abort ------------------------------------------------------------
+    async def clean_up(self) -> list[str]:
+        """Stop the motor and put the soft limits back; returns what could not be done."""
+        problems: list[str] = []
+        if not self.acted:
+            return problems  # refused in preflight: the motor may be someone else's move
+        try:
+            await asyncio.wait_for(self.motor.stop(), _CLEANUP_TIMEOUT)
+        except Exception as error:  # clean-up goes on whatever broke
+            problems.append(f"STOP failed ({_reason(error)})")
+        if self.saved_dial_limits is not None and not self.final_limits_set:
+            dllm, dhlm = self.saved_dial_limits
+            try:
+                await asyncio.wait_for(self.motor.set_dial_limits(dllm, dhlm), _CLEANUP_TIMEOUT)
+            except Exception as error:
+                problems.append(
+                    f"soft limits NOT restored to DLLM={dllm:g} DHLM={dhlm:g} ({_reason(error)})"
+                )
+        return problems
+
+    def cleanup_words(self, problems: list[str]) -> str:
+        if not self.acted:
+            return ""
+        if problems:
+            return "; " + "; ".join(problems)
+        if self.saved_dial_limits is not None and not self.final_limits_set:
+            return "; motor stopped, soft limits restored"
+        return "; motor stopped"
+
+
+async def _run_to_end(operation: Awaitable[T]) -> tuple[T, bool]:
+    """Finish an operation even if we are cancelled meanwhile (a second abort must not
+    cut a clean-up short); returns its result and whether a cancellation came in."""
+    task = asyncio.ensure_future(operation)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    return task.result(), cancelled
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, TimeoutError | asyncio.TimeoutError):
+        return f"no reply within {_CLEANUP_TIMEOUT:g} s"
+    return str(error) or type(error).__name__
+
+
+async def home(
+    motor: HomingMotor,
+    direction: Direction,
+    settings: HomingSettings,
+    report: Callable[[HomingUpdate], None],
+) -> None:
+    """Home one motor on its hi or lo limit switch (DESIGN.md "Homing").
+
+    Raises HomingError on failure. On failure or cancellation (abort) the motor is
+    stopped, the soft limits are restored (unless the new ones were already set), FAILED
+    or ABORTED is reported with the reason, and the exception propagates."""
+    procedure = _Procedure(motor, direction, settings, report)
+    try:
+        await procedure.run()
+    except asyncio.CancelledError:
+        where = procedure.phase
+        problems, _ = await _run_to_end(procedure.clean_up())
+        status = motor.status
+        procedure.report(
+            HomingState.ABORTED,
+            procedure.say(f"homing aborted while {where}, at {status.fmt(status.rbv)}"
+                          + procedure.cleanup_words(problems)),
+        )
+        raise
+    except Exception as error:
+        failure = error if isinstance(error, HomingError) else HomingError(
+            procedure.say(f"unexpected error while {procedure.phase}: {error!r}")
+        )
+        if not isinstance(error, HomingError):
+            log.exception("%s: homing failed unexpectedly", motor.name)
+        problems, cancelled = await _run_to_end(procedure.clean_up())
+        procedure.report(HomingState.FAILED, str(failure) + procedure.cleanup_words(problems))
+        if cancelled:
+            raise asyncio.CancelledError from error
+        if failure is error:
+            raise
+        raise failure from error
+
+
+class MotorHoming:
+    """Homing controller of one motor: the object the IOC records and the CLI bind to."""
+
+    def __init__(
+        self, motor: HomingMotor, settings_provider: Callable[[], HomingSettings]
+    ) -> None:
+        self.motor = motor
+        self.name = motor.name
+        self._settings_provider = settings_provider
+        self.state = HomingState.NOT_HOMED
+        self.progress = 0.0
+        self.message = f"{motor.name}: not homed"
+        self.busy = False
+        self.last_homed: datetime | None = None
+        self._subscribers: list[Callable[[HomingUpdate], None]] = []
+        self._task: asyncio.Task | None = None
+        self._abort_requested = False
+
+    def subscribe(self, callback: Callable[[HomingUpdate], None]) -> None:
+        """callback(update) on every state, progress or message change."""
+        self._subscribers.append(callback)
+
+    def _on_update(self, update: HomingUpdate) -> None:
+        self.state, self.progress, self.message = update.state, update.progress, update.message
+        if update.state is HomingState.HOMED:
+            self.last_homed = datetime.now().astimezone()
+        self._notify(update)
+
+    def _notify(self, update: HomingUpdate) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(update)
+            except Exception:  # a broken display must not break homing
+                log.exception("%s: homing subscriber %r failed", self.name, callback)
+
+    def _publish_busy(self) -> None:
+        self._notify(HomingUpdate(self.state, self.progress, self.message))
+
+    async def home(self, direction: Direction) -> bool:
+        """Home the motor; True if it ended HOMED, False if it failed or was aborted.
+
+        Raises HomingBusy if this motor is already homing (refused, never queued)."""
+        if self.busy:
+            raise HomingBusy(f"motor {self.name} is already homing; abort it first")
+        try:
+            settings = self._settings_provider()
+        except Exception as error:  # e.g. a config file that no longer validates
+            self._on_update(HomingUpdate(HomingState.FAILED, 0.0,
+                                         f"{self.name}: cannot home: {error}"))
+            return False
+        self.busy = True
+        self._abort_requested = False
+        try:
+            self._task = asyncio.ensure_future(home(self.motor, direction, settings,
+                                                    self._on_update))
+            await self._task
+            return True
+        except HomingError:
+            return False
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._abort_requested and current is not None and not current.cancelling():
+                return False  # our abort, not a cancellation of the caller
+            raise
+        finally:
+            self._task = None
+            self.busy = False
+            self._publish_busy()
+
+    def abort(self) -> None:
+        """Cancel a running homing: the motor is stopped and its soft limits restored.
+        Does nothing when idle; a second abort while the first is cleaning up is ignored."""
+        if self._task is None or self._task.done() or self._abort_requested:
+            return
+        self._abort_requested = True
+        log.info("%s: abort requested", self.name)
+        self._task.cancel()
+
+
+@dataclass(frozen=True)
+class BenchUpdate:
+    busy: bool
+    all_homed: bool
+    message: str
+
+
+class BenchHoming:
+    """Homing of every configured motor at once (or max_parallel at a time)."""
+
+    def __init__(self, motors: dict[str, MotorHoming], max_parallel: int = 0) -> None:
+        self.motors = dict(motors)
+        self.max_parallel = max_parallel
+        self.message = "idle"
+        self._running = False
+        self._abort_requested = False
+        self._subscribers: list[Callable[[BenchUpdate], None]] = []
+        for homing in self.motors.values():
+            homing.subscribe(lambda _update: self._notify())
+
+    @property
+    def busy(self) -> bool:
+        return self._running or any(m.busy for m in self.motors.values())
+
+    @property
+    def all_homed(self) -> bool:
+        return bool(self.motors) and all(
+            m.state is HomingState.HOMED for m in self.motors.values()
+        )
+
+    def subscribe(self, callback: Callable[[BenchUpdate], None]) -> None:
+        """callback(BenchUpdate) whenever busy, all_homed or the message may have changed."""
+        self._subscribers.append(callback)
+
+    def _notify(self) -> None:
+        update = BenchUpdate(self.busy, self.all_homed, self.message)
+        for callback in list(self._subscribers):
+            try:
+                callback(update)
+            except Exception:
+                log.exception("bench homing subscriber %r failed", callback)
+
+    def _set_message(self, message: str) -> None:
+        self.message = message
+        log.info("%s", message)
+        self._notify()
+
+    async def home_all(self, direction: Direction) -> dict[str, bool]:
+        """Home every motor; returns {name: homed}. Raises HomingBusy if any is homing."""
+        busy = [name for name, m in self.motors.items() if m.busy]
+        if self._running or busy:
+            raise HomingBusy(
+                f"homing already running ({', '.join(busy) or 'all motors'}); abort it first"
+            )
+        if not self.motors:
+            self._set_message("no motors configured: nothing to home")
+            return {}
+        self._running = True
+        self._abort_requested = False
+        limit = self.max_parallel if self.max_parallel > 0 else len(self.motors)
+        semaphore = asyncio.Semaphore(limit)
+        self._set_message(
+            f"homing {len(self.motors)} motors {direction.word}"
+            + (f", {limit} at a time" if limit < len(self.motors) else " in parallel")
+        )
+        try:
+            results = await asyncio.gather(
+                *(self._home_one(m, direction, semaphore) for m in self.motors.values())
+            )
+            outcome = dict(zip(self.motors, results, strict=True))
+            self.message = self._summary(outcome, direction)
+            log.info("%s", self.message)
+            return outcome
+        finally:
+            self._running = False
+            self._notify()
+
+    async def _home_one(
+        self, homing: MotorHoming, direction: Direction, semaphore: asyncio.Semaphore
+    ) -> bool:
+        async with semaphore:
+            if self._abort_requested:
+                return False
+            try:
+                return await homing.home(direction)
+            except HomingBusy as error:
+                log.warning("%s", error)
+                return False
+
+    def _summary(self, outcome: dict[str, bool], direction: Direction) -> str:
+        homed = [name for name, ok in outcome.items() if ok]
+        if len(homed) == len(outcome):
+            return f"all {len(outcome)} motors homed {direction.word}"
+        failed = "; ".join(self._why_not_homed(name) for name, ok in outcome.items() if not ok)
+        return f"{len(homed)} of {len(outcome)} motors homed {direction.word}; {failed}"
+
+    def _why_not_homed(self, name: str) -> str:
+        homing = self.motors[name]
+        if homing.state in (HomingState.FAILED, HomingState.ABORTED):
+            return homing.message
+        return f"{name}: not started (aborted)"
+
+    def abort_all(self) -> None:
+        """Abort every running homing; motors still queued are not started."""
+        self._abort_requested = self._running
+        for homing in self.motors.values():
+            homing.abort()

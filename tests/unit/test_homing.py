@@ -1,0 +1,452 @@
+"""The homing procedure against a fake motor record on a virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fakemotor import FakeMotor, FakePhysics, run_virtual
+
+from benchioc.homing import (
+    Direction,
+    HomingError,
+    HomingSettings,
+    HomingState,
+    HomingUpdate,
+    MotorHoming,
+    Msta,
+    home,
+)
+
+HI, LO = Direction.HI, Direction.LO
+SWITCH_READS = {HI: 40.5, LO: -40.5}  # hi_lim + tolerance, lo_lim - tolerance
+ORIGINAL_DIAL_LIMITS = (-40.0, 40.0)  # FakePhysics dllm, dhlm
+
+
+def make_settings(**overrides) -> HomingSettings:
+    values = dict(lo_lim=-40.0, hi_lim=40.0, center=0.0, tolerance=0.5)
+    values.update(overrides)
+    return HomingSettings(**values)
+
+
+class Recorder:
+    """Collects the updates of one homing run."""
+
+    def __init__(self) -> None:
+        self.updates: list[HomingUpdate] = []
+
+    def __call__(self, update: HomingUpdate) -> None:
+        self.updates.append(update)
+
+    @property
+    def states(self) -> list[HomingState]:
+        states: list[HomingState] = []
+        for update in self.updates:
+            if not states or states[-1] is not update.state:
+                states.append(update.state)
+        return states
+
+    @property
+    def last(self) -> HomingUpdate:
+        return self.updates[-1]
+
+
+async def run_home(
+    motor: FakeMotor, direction: Direction = HI, settings: HomingSettings | None = None
+) -> tuple[Recorder, HomingError | None]:
+    recorder = Recorder()
+    try:
+        await home(motor, direction, settings or make_settings(), recorder)
+    except HomingError as error:
+        return recorder, error
+    return recorder, None
+
+
+async def wait_stopped(motor: FakeMotor) -> None:
+    """The motor has come to rest (DMOV=1 and DONE) and the physics task ended."""
+    await motor.wait_for(lambda s: s.dmov and s.done_bit, 30, "the motor to come to rest")
+    assert motor.mode == "idle"
+
+
+# --- success -----------------------------------------------------------------------------
+@pytest.mark.parametrize("direction", [HI, LO])
+def test_homing_calibrates_the_settled_switch_position(direction: Direction) -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        switch_dials: list[float] = []
+        motor.hooks["SYNC"] = lambda: switch_dials.append(motor.dial)
+        recorder, error = await run_home(motor, direction)
+        assert error is None, error
+        assert recorder.last.state is HomingState.HOMED
+        # The position the motor settled at on the switch now reads hi_lim + tolerance
+        # (lo_lim - tolerance): the calibration used the settled readback, not VAL.
+        (switch_dial,) = switch_dials
+        assert motor.user(switch_dial) == pytest.approx(SWITCH_READS[direction], abs=1e-9)
+        switch = motor.p.high_switch if direction is HI else motor.p.low_switch
+        overshoot = abs(switch_dial - switch)
+        assert overshoot > 0.1, "the fake must overshoot, or stale VAL would go unnoticed"
+        assert motor.status.rbv == pytest.approx(0.0, abs=1e-3)
+        assert (motor.status.llm, motor.status.hlm) == pytest.approx((-40.0, 40.0))
+        assert motor.limit_violations == []
+
+    run_virtual(scenario())
+
+
+def test_fake_motor_punishes_calibrating_from_the_stale_val() -> None:
+    """Guard on the fake itself: SET right after DMOV=1 (no settle, no SYNC) is off by
+    the overshoot, so the success test above could catch an engine that did that."""
+
+    async def scenario() -> None:
+        motor = FakeMotor()
+        await motor.set_dial_limits(0, 0)
+        await motor.jog(HI)
+        await motor.wait_for(lambda s: s.hls and s.dmov, 30, "the switch")
+        await motor.set_position(40.5)
+        await wait_stopped(motor)
+        assert abs(motor.status.rbv - 40.5) > 0.1
+
+    run_virtual(scenario())
+
+
+def test_progress_rises_to_100_through_the_phases_in_order() -> None:
+    async def scenario() -> None:
+        recorder, error = await run_home(FakeMotor())
+        assert error is None
+        progress = [update.progress for update in recorder.updates]
+        assert progress == sorted(progress)
+        assert progress[-1] == 100.0
+        assert len({round(p) for p in progress if 5 <= p <= 60}) >= 10  # seeking moves
+        assert recorder.states == [
+            HomingState.SEEKING,
+            HomingState.CALIBRATING,
+            HomingState.CENTERING,
+            HomingState.HOMED,
+        ]
+        messages = [update.message for update in recorder.updates]
+        assert "A: seeking the high limit switch at 10 mm/s" in messages
+        assert recorder.last.message.startswith("A: homed at ")
+        assert recorder.last.message.endswith("now at center 0.000 mm")
+
+    run_virtual(scenario())
+
+
+def test_homing_takes_the_time_the_travel_needs() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        _, error = await run_home(FakeMotor())
+        assert error is None
+        # 39 mm at 10 mm/s to the switch, 0.3 s settling, ~41 mm back at 10 mm/s.
+        assert 8.0 < loop.time() - start < 10.0
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize("direction", [HI, LO])
+def test_already_on_the_switch_skips_the_jog(direction: Direction) -> None:
+    async def scenario() -> None:
+        physics = FakePhysics()
+        physics.start = physics.high_switch + 0.3 if direction is HI else physics.low_switch - 0.3
+        motor = FakeMotor(physics=physics)
+        recorder, error = await run_home(motor, direction)
+        assert error is None, error
+        assert direction.jog_field + "=1" not in motor.calls
+        assert any("already on the" in update.message for update in recorder.updates)
+        assert motor.user(physics.start) == pytest.approx(SWITCH_READS[direction])
+
+    run_virtual(scenario())
+
+
+def test_soft_limit_writes_never_invert_the_range() -> None:
+    async def scenario() -> None:
+        physics = FakePhysics(dllm=5.0, dhlm=30.0)  # range entirely above 0
+        motor = FakeMotor(physics=physics)
+        _, error = await run_home(motor, settings=make_settings(lo_lim=10, hi_lim=30, center=20))
+        assert error is None, error
+        assert ("dial", 0.0, 0.0) in motor.limit_history
+        assert motor.limit_violations == []
+        assert (motor.status.llm, motor.status.hlm) == pytest.approx((10.0, 30.0))
+
+    run_virtual(scenario())
+
+
+# --- abort -------------------------------------------------------------------------------
+def run_aborted(trigger: str) -> tuple[FakeMotor, Recorder, MotorHoming]:
+    """Home A, abort it at `trigger` (seeking | calibrating | centering), wait for the end."""
+
+    async def scenario() -> tuple[FakeMotor, Recorder, MotorHoming]:
+        motor = FakeMotor()
+        homing = MotorHoming(motor, make_settings)
+        recorder = Recorder()
+        homing.subscribe(recorder)
+        if trigger == "calibrating":
+            motor.hooks["SET"] = homing.abort
+        task = asyncio.create_task(homing.home(HI))
+        if trigger == "seeking":
+            await motor.wait_for(lambda s: s.rbv > 20, 30, "the motor to pass 20")
+            homing.abort()
+        elif trigger == "centering":
+            await motor.wait_for(
+                lambda s: homing.state is HomingState.CENTERING and s.rbv < 30, 60, "centering"
+            )
+            homing.abort()
+        assert await task is False
+        await wait_stopped(motor)
+        return motor, recorder, homing
+
+    return run_virtual(scenario())
+
+
+@pytest.mark.parametrize("phase", ["seeking", "calibrating"])
+def test_abort_stops_the_motor_and_restores_the_soft_limits(phase: str) -> None:
+    motor, recorder, homing = run_aborted(phase)
+    assert homing.state is HomingState.ABORTED and not homing.busy
+    assert recorder.last.state is HomingState.ABORTED
+    assert f"homing aborted while {phase}" in recorder.last.message
+    assert recorder.last.message.endswith("motor stopped, soft limits restored")
+    assert "STOP=1" in motor.calls
+    assert (motor.dllm, motor.dhlm) == ORIGINAL_DIAL_LIMITS
+    assert motor.limit_violations == []
+    assert not motor.set_mode and motor.calls[-1] != "SET=1"
+
+
+def test_abort_while_calibrating_returns_the_record_to_use() -> None:
+    motor, _, _ = run_aborted("calibrating")
+    set_index = motor.calls.index("SET=1")
+    assert "SET=0" in motor.calls[set_index:]
+
+
+def test_abort_while_seeking_stops_short_of_the_switch() -> None:
+    motor, _, _ = run_aborted("seeking")
+    assert not motor.status.hls
+    assert 20 < motor.status.rbv < 30  # stopped within its deceleration distance
+
+
+def test_abort_while_centering_keeps_the_new_soft_limits() -> None:
+    motor, recorder, homing = run_aborted("centering")
+    assert homing.state is HomingState.ABORTED
+    assert "homing aborted while moving to center" in recorder.last.message
+    assert "STOP=1" in motor.calls
+    assert motor.status.rbv > 1.0  # stopped before the center
+    # The calibration is done: the soft limits in force are the new ones, not the old.
+    assert (motor.status.llm, motor.status.hlm) == pytest.approx((-40.0, 40.0))
+    assert motor.soft_limits_enabled
+
+
+def test_second_cancel_while_cleaning_up_does_not_cut_it_short() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        recorder = Recorder()
+        task = asyncio.create_task(home(motor, HI, make_settings(), recorder))
+        motor.hooks["SET"] = task.cancel
+        motor.hooks["DLLM"] = task.cancel  # again, during the restore of the limits
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (motor.dllm, motor.dhlm) == ORIGINAL_DIAL_LIMITS
+        assert recorder.last.state is HomingState.ABORTED
+
+    run_virtual(scenario())
+
+
+# --- faults ------------------------------------------------------------------------------
+FAULTS_WHILE_SEEKING = [
+    ("stall", "A: motor stalled at 23.000 mm: it moved less than 1.000 mm in 2 s"),
+    ("amp", "A: amplifier fault: MSTA PROBLEM bit set (while seeking the high limit switch"),
+    ("comm", "A: controller communication error: MSTA COMM_ERR bit set"),
+    ("slip", "A: motor slipped or stalled: MSTA SLIP_STALL bit set"),
+    ("stop_early", "A: motor stopped at 24.000 mm before reaching the high limit switch"),
+]
+
+
+@pytest.mark.parametrize(("kind", "reason"), FAULTS_WHILE_SEEKING)
+def test_fault_while_seeking_fails_stops_and_restores_limits(kind: str, reason: str) -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.faults.at_position.append((kind, 20.0))  # dial 20 reads 23 mm
+        recorder, error = await run_home(motor)
+        assert error is not None
+        assert str(error).startswith(reason)
+        assert recorder.last.state is HomingState.FAILED
+        assert recorder.last.message.startswith(reason)
+        assert recorder.last.message.endswith("motor stopped, soft limits restored")
+        assert "STOP=1" in motor.calls
+        await wait_stopped(motor)
+        assert (motor.dllm, motor.dhlm) == ORIGINAL_DIAL_LIMITS
+        assert motor.limit_violations == []
+
+    run_virtual(scenario())
+
+
+def test_stop_early_is_reported_as_stopping_before_the_switch() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.faults.at_position.append(("stop_early", 20.0))
+        _, error = await run_home(motor)
+        assert "before reaching the high limit switch" in str(error)
+
+    run_virtual(scenario())
+
+
+def test_broken_switch_ends_as_a_stall_at_the_mechanical_end() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.faults.broken_switches.add(HI)
+        _, error = await run_home(motor)
+        end = motor.user(motor.p.high_switch + motor.p.hard_stop)
+        assert str(error).startswith(f"A: motor stalled at {end:.3f} mm")
+        await wait_stopped(motor)
+        assert (motor.dllm, motor.dhlm) == ORIGINAL_DIAL_LIMITS
+
+    run_virtual(scenario())
+
+
+def test_a_slow_motor_fails_with_the_seek_timeout_in_words() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.faults.speed_factor = 0.2  # 2 mm/s while JVEL says 10
+        _, error = await run_home(motor, settings=make_settings(stall_time=5.0))
+        # 81 mm * 1.5 / 10 mm/s + 2 * 0.2 s + 2 s margin
+        assert str(error).startswith(
+            "A: high limit switch not reached within 14.6 s (travel 81 mm at 10 mm/s;"
+        )
+
+    run_virtual(scenario())
+
+
+def test_a_jog_the_record_ignores_is_reported() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.faults.ignore_jog = True
+        _, error = await run_home(motor)
+        assert str(error).startswith("A: motor did not start moving within 2.2 s after JOGF=1")
+
+    run_virtual(scenario())
+
+
+def test_disconnect_while_seeking_fails_and_says_what_could_not_be_undone() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.faults.at_position.append(("disconnect", 20.0))
+        recorder, error = await run_home(motor)
+        assert str(error).startswith("A: motor record disconnected while waiting for")
+        message = recorder.last.message
+        assert recorder.last.state is HomingState.FAILED
+        assert "STOP failed (A: not connected" in message
+        assert "soft limits NOT restored to DLLM=-40 DHLM=40" in message
+
+    run_virtual(scenario())
+
+
+def test_fault_while_centering_fails_and_stops() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        # Armed once the limits are set; dial 20 lies on the way back to the center.
+        motor.hooks["HLM"] = lambda: motor.faults.at_position.append(("comm", 20.0))
+        _, error = await run_home(motor)
+        assert "controller communication error" in str(error)
+        assert "while moving to center" in str(error)
+        assert "STOP=1" in motor.calls
+        await wait_stopped(motor)
+
+    run_virtual(scenario())
+
+
+def test_a_motor_that_ignores_stop_still_ends_the_homing() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.faults.ignore_stop = True
+        motor.faults.at_position.append(("comm", 20.0))
+        recorder, error = await run_home(motor)
+        assert error is not None and recorder.last.state is HomingState.FAILED
+        assert motor.mode == "jog"  # still going: the engine did not wait for it
+
+    run_virtual(scenario())
+
+
+def test_settling_too_slowly_fails() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor(physics=FakePhysics(settle_time=20.0))
+        _, error = await run_home(motor)
+        assert str(error).startswith(
+            "A: timed out after 10 s waiting for the motor to settle on the high limit switch"
+        )
+
+    run_virtual(scenario())
+
+
+def test_a_move_to_center_refused_by_the_soft_limits_fails() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+
+        def narrow_limits() -> None:  # someone edits the limits behind our back
+            if motor.calls[-1] == "VAL=0":
+                motor.dllm, motor.dhlm = 30.0, 35.0
+
+        motor.hooks["VAL"] = narrow_limits
+        _, error = await run_home(motor, settings=make_settings(settle_timeout=1.0))
+        assert str(error).startswith(
+            "A: after the move to center the motor is at 40.5"
+        )
+
+    run_virtual(scenario())
+
+
+PREFLIGHT = [
+    ("problem", "A: amplifier fault: MSTA PROBLEM bit set"),
+    ("comm", "A: controller communication error: MSTA COMM_ERR bit set"),
+    ("both", "A: both limit switches active — check the cabling"),
+    ("spmg", "A: motor disabled: SPMG is Stop, set it to Go"),
+    ("cnen", "A: motor control disabled: CNEN is Disable, set it to Enable"),
+    ("moving", "A: motor is moving (DMOV=0): wait for it to stop, or stop it first"),
+    ("disconnected", "A: motor record not connected"),
+    ("jvel", "A: jog speed JVEL is 0 mm/s: set a positive speed"),
+]
+
+
+@pytest.mark.parametrize(("problem", "message"), PREFLIGHT)
+def test_preflight_refuses_without_touching_the_motor(problem: str, message: str) -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        if problem == "problem":
+            motor.extra_msta |= Msta.PROBLEM
+        elif problem == "comm":
+            motor.extra_msta |= Msta.COMM_ERR
+        elif problem == "both":
+            motor.p.low_switch, motor.p.high_switch = 10.0, 0.0
+        elif problem == "spmg":
+            motor.spmg = 0
+        elif problem == "cnen":
+            motor.cnen = False
+        elif problem == "moving":
+            motor.dmov = False
+        elif problem == "disconnected":
+            motor.connected = False
+        elif problem == "jvel":
+            motor.p.jvel = 0.0
+        motor.publish_now()
+        recorder, error = await run_home(motor)
+        assert str(error) == message
+        assert recorder.last.state is HomingState.FAILED
+        assert recorder.last.message == message
+        assert motor.calls == []  # not even STOP: the motion may be someone else's
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lo_lim": 5.0, "hi_lim": 5.0}, "A: lo_lim (5) must be less than hi_lim (5)"),
+        ({"center": 50.0}, "A: center (50) must lie between lo_lim (-40) and hi_lim (40)"),
+        ({"tolerance": -1.0}, "A: tolerance (-1) must not be negative"),
+        ({"stall_time": 0.0}, "A: stall_time (0 s) must be > 0"),
+    ],
+)
+def test_bad_settings_are_refused_in_words(overrides: dict, message: str) -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        _, error = await run_home(motor, settings=make_settings(**overrides))
+        assert str(error) == message
+        assert motor.calls == []
+
+    run_virtual(scenario())
