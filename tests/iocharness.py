@@ -44,10 +44,11 @@ class IocProcess:
                         "--pva-udp-port", str(self.pva_udp_port)]
             env = epicsenv.loopback_env(ca_ports=[sim_port], server_port=self.port)
         self.sim_port = sim_port
+        self.motors: list[str] = []
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(ready_timeout):
+        if not self._ready.wait(ready_timeout) or not hasattr(self, "port"):
             self.stop()
             raise RuntimeError("bench-ioc did not become ready:\n" + self.output())
 

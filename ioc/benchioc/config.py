@@ -9,7 +9,9 @@ and indentation when written back.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
+import io
 import json
 import math
 import os
@@ -298,7 +300,7 @@ class ConfigDocument:
 
     def _apply(self, edit) -> None:
         """Run an edit on a copy of raw; keep it only if the result validates."""
-        backup = json.loads(json.dumps(self.raw))
+        backup = copy.deepcopy(self.raw)
         try:
             edit()
             self.config = validate(self.raw, str(self.path))
@@ -313,7 +315,9 @@ class ConfigDocument:
     # --- output -----------------------------------------------------------------------
     def dumps(self) -> str:
         if self.fmt == "yaml":
-            return yaml.safe_dump(self.raw, sort_keys=False, default_flow_style=False)
+            out = io.StringIO()
+            _round_trip_yaml().dump(self.raw, out)
+            return out.getvalue()
         return json.dumps(self.raw, indent=self.indent) + "\n"
 
     def save(self) -> None:
@@ -366,7 +370,20 @@ def parse_text(text: str, path: Path) -> tuple[dict, Literal["json", "yaml"]]:
         raise ConfigError(
             f"{path}: the top level must be a mapping of sections, not {type(data).__name__}"
         )
+    if fmt == "yaml":
+        # Parsed again, keeping comments and layout, so that a save changes only the
+        # values that were edited (PyYAML above gives the clearer error messages).
+        data = _round_trip_yaml().load(text)
     return data, fmt
+
+
+def _round_trip_yaml():
+    from ruamel.yaml import YAML
+
+    round_trip = YAML(typ="rt")
+    round_trip.preserve_quotes = True
+    round_trip.width = 4096
+    return round_trip
 
 
 def load(path: str | os.PathLike) -> ConfigDocument:
