@@ -45,10 +45,11 @@ class IocProcess:
             env = epicsenv.loopback_env(ca_ports=[sim_port], server_port=self.port)
         self.sim_port = sim_port
         self.motors: list[str] = []
+        self.ready_line = ""
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(ready_timeout) or not hasattr(self, "port"):
+        if not self._ready.wait(ready_timeout) or not self.ready_line:
             self.stop()
             raise RuntimeError("bench-ioc did not become ready:\n" + self.output())
 
@@ -58,6 +59,7 @@ class IocProcess:
             self.lines.append(line.rstrip("\n"))
             match = READY_RE.search(line)
             if match:
+                self.ready_line = line
                 self.port = int(match.group(2))
                 self.pva_udp_port = int(match.group(4))
                 self.motors = match.group(5).split(",") if match.group(5) else []
