@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,12 @@ class MotorBinding:
                                                                       self.name))
         saved = self.bench.store.get(self.name)
         if saved.get("homed"):
-            self.homing.restore(homed=True, last_homed=saved.get("last_homed"))
+            # Homed survives an IOC restart (the motor record kept its calibration);
+            # nothing moves because of it.
+            self.homing.state = HomingState.HOMED
+            self.homing.message = f"{self.name}: homed (restored from the last run)"
+            if saved.get("last_homed"):
+                self.homing.last_homed = datetime.fromisoformat(saved["last_homed"])
         self.homing.subscribe(self._on_homing)
         asyncio.create_task(self._connect())
 
@@ -363,13 +369,7 @@ def _home_all_handler(bench: Bench, direction: Direction):
             for record in records:
                 record.set_field("DISP", 0)
         failed = [name for name, ok in results.items() if not ok]
-        if failed:
-            bench.bench_message(
-                f"home all {direction.value}: {len(results) - len(failed)} of "
-                f"{len(results)} homed; failed: {', '.join(failed)} (see each Message)",
-                error=True)
-        else:
-            bench.bench_message(f"home all {direction.value}: all {len(results)} motors homed")
+        bench.bench_message(bench.homing.message, error=bool(failed))
 
     return home_all
 
