@@ -845,6 +845,28 @@ class MotorHoming:
         """callback(update) on every state, progress or message change."""
         self._subscribers.append(callback)
 
+    def restore(self, homed: bool, last_homed: str | datetime | None = None) -> None:
+        """Take over what a previous run knew (e.g. the IOC's saved state at start-up).
+
+        last_homed: ISO 8601 text or a datetime; text that is not a time is ignored."""
+        if self.busy:
+            raise HomingBusy(f"motor {self.name} is homing; its state cannot be restored now")
+        if isinstance(last_homed, str):
+            try:
+                last_homed = datetime.fromisoformat(last_homed)
+            except ValueError:
+                log.warning("%s: saved last homing time %r is not ISO 8601; ignored",
+                            self.name, last_homed)
+                last_homed = None
+        self.last_homed = last_homed or self.last_homed
+        if homed:
+            self.state, self.progress = HomingState.HOMED, 100.0
+            self.message = f"{self.name}: restored as homed from the last run"
+        else:
+            self.state, self.progress = HomingState.NOT_HOMED, 0.0
+            self.message = f"{self.name}: not homed"
+        self._notify(HomingUpdate(self.state, self.progress, self.message))
+
     def _on_update(self, update: HomingUpdate) -> None:
         self.state, self.progress, self.message = update.state, update.progress, update.message
         if update.state is HomingState.HOMED:

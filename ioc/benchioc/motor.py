@@ -1,0 +1,243 @@
+"""Asyncio Channel Access client of one EPICS motor record (aioca).
+
+EpicsMotor monitors the fields the homing engine and the IOC's mirror records need,
+keeps a MotorStatus snapshot up to date, and implements the homing.HomingMotor
+protocol (jog, stop, sync, set position, soft limits, move with put-callback).
+
+aioca must run in the asyncio loop that calls it: in the IOC that is softioc's
+AsyncioDispatcher loop, in the CLI a plain asyncio.run(). Construction touches no CA;
+connect() starts the monitors, and CA keeps reconnecting after that by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+from aioca import CANothing, Subscription, caget, camonitor, caput
+from epicscorelibs.ca import cadef
+
+from .homing import (
+    Direction,
+    HomingError,
+    MotorDisconnected,
+    MotorStatus,
+    MotorStatusFeed,
+    MotorTimeout,
+    limit_order,
+)
+
+log = logging.getLogger(__name__)
+
+# Motor record field -> MotorStatus attribute, and how to read the CA value.
+_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "RBV": ("rbv", float),
+    "VAL": ("val", float),
+    "DMOV": ("dmov", lambda v: bool(int(v))),
+    "HLS": ("hls", lambda v: bool(int(v))),
+    "LLS": ("lls", lambda v: bool(int(v))),
+    "MSTA": ("msta", lambda v: int(v)),  # DBF_ULONG travels as a double over CA
+    "SPMG": ("spmg", int),
+    "CNEN": ("cnen", lambda v: bool(int(v))),
+    "VELO": ("velo", float),
+    "JVEL": ("jvel", float),
+    "ACCL": ("accl", float),
+    "VMAX": ("vmax", float),
+    "HLM": ("hlm", float),
+    "LLM": ("llm", float),
+    "DHLM": ("dhlm", float),
+    "DLLM": ("dllm", float),
+    "EGU": ("egu", str),
+    "PREC": ("prec", int),
+}
+MONITORED_FIELDS = tuple(_FIELDS)
+DEFAULT_PUT_TIMEOUT = 5.0
+
+
+class EpicsMotor:
+    """One motor record over CA; implements homing.HomingMotor."""
+
+    def __init__(
+        self,
+        name: str,
+        pv_root: str,
+        on_change: Callable[[MotorStatus], None] | None = None,
+        put_timeout: float = DEFAULT_PUT_TIMEOUT,
+    ) -> None:
+        self.name = name
+        self.pv_root = pv_root
+        self.on_change = on_change
+        self.put_timeout = put_timeout
+        self.feed = MotorStatusFeed(name, MotorStatus(connected=False))
+        self._values: dict[str, Any] = {}
+        self._connected = dict.fromkeys(_FIELDS, False)
+        self._subscriptions: list[Subscription] = []
+        self._all_connected: asyncio.Event | None = None
+        self._closed = False
+
+    def pv(self, field: str) -> str:
+        return f"{self.pv_root}.{field}"
+
+    # --- monitoring -------------------------------------------------------------------
+    async def connect(self, timeout: float) -> None:
+        """Start the monitors and wait until every field has a value.
+
+        Raises MotorDisconnected naming the PVs that did not connect within timeout;
+        the monitors stay in place, so the motor connects whenever its IOC appears."""
+        if self._all_connected is None:
+            self._all_connected = asyncio.Event()
+            self._closed = False
+            self._subscriptions = [
+                camonitor(self.pv(field), functools.partial(self._on_value, field),
+                          notify_disconnect=True)
+                for field in _FIELDS
+            ]
+            log.debug("%s: monitoring %d fields of %s", self.name, len(_FIELDS), self.pv_root)
+        try:
+            await asyncio.wait_for(self._all_connected.wait(), timeout)
+        except TimeoutError:
+            raise MotorDisconnected(self._missing_words(timeout)) from None
+
+    def _missing_words(self, timeout: float) -> str:
+        missing = [self.pv(field) for field, ok in self._connected.items() if not ok]
+        if len(missing) == len(_FIELDS):
+            return (f"{self.name}: motor record {self.pv_root} not found: none of its"
+                    f" {len(_FIELDS)} monitored fields connected within {timeout:g} s")
+        return (f"{self.name}: {len(missing)} field(s) of motor record {self.pv_root} not"
+                f" connected within {timeout:g} s: {', '.join(missing)}")
+
+    def _on_value(self, field: str, value: Any) -> None:
+        if self._closed:
+            return
+        if getattr(value, "ok", True):
+            self._values[field] = value
+            self._connected[field] = True
+        else:
+            if self._connected[field]:
+                log.warning("%s: %s disconnected", self.name, self.pv(field))
+            self._connected[field] = False
+        self._refresh()
+
+    def _refresh(self) -> None:
+        status = self._build_status()
+        if self._all_connected is not None:
+            if status.connected:
+                self._all_connected.set()
+            else:
+                self._all_connected.clear()
+        self.feed.publish(status)
+        if self.on_change is not None:
+            try:
+                self.on_change(status)
+            except Exception:  # a broken display must not stop the monitors
+                log.exception("%s: on_change callback failed", self.name)
+
+    def _build_status(self) -> MotorStatus:
+        values: dict[str, Any] = {}
+        for field, (attribute, convert) in _FIELDS.items():
+            if field in self._values:
+                try:
+                    values[attribute] = convert(self._values[field])
+                except (TypeError, ValueError):
+                    log.warning("%s: %s=%r not understood", self.name, self.pv(field),
+                                self._values[field])
+        if "rbv" not in values:
+            values["rbv"] = math.nan  # never seen: no number to show
+        return MotorStatus(connected=all(self._connected.values()), **values)
+
+    def close(self) -> None:
+        """Stop monitoring; waiters see a disconnection, on_change is not called again."""
+        self._closed = True
+        for subscription in self._subscriptions:
+            subscription.close()
+        self._subscriptions = []
+        self._all_connected = None
+        self._connected = dict.fromkeys(_FIELDS, False)
+        self.feed.publish(self._build_status())
+
+    # --- HomingMotor protocol -----------------------------------------------------------
+    @property
+    def status(self) -> MotorStatus:
+        return self.feed.status
+
+    async def wait_for(
+        self, predicate: Callable[[MotorStatus], bool], timeout: float, what: str
+    ) -> MotorStatus:
+        return await self.feed.wait_for(predicate, timeout, what)
+
+    async def _put(self, field: str, value: Any, wait: bool, timeout: float | None = None) -> None:
+        pv = self.pv(field)
+        if not self.status.connected:
+            raise MotorDisconnected(
+                f"{self.name}: motor record {self.pv_root} not connected; cannot write {pv}"
+            )
+        timeout = self.put_timeout if timeout is None else timeout
+        log.debug("%s: %s = %r%s", self.name, pv, value, " (wait)" if wait else "")
+        try:
+            await caput(pv, value, wait=wait, timeout=timeout)
+        except CANothing as error:
+            if error.errorcode == cadef.ECA_TIMEOUT:
+                raise MotorTimeout(
+                    f"{self.name}: write {pv}={value!r} not completed within {timeout:.3g} s"
+                ) from None
+            raise HomingError(f"{self.name}: write {pv}={value!r} failed: {error}") from None
+        except (cadef.CAException, cadef.Disconnected) as error:
+            raise HomingError(f"{self.name}: write {pv}={value!r} failed: {error}") from None
+
+    async def jog(self, direction: Direction) -> None:
+        """JOGF/JOGR=1 without waiting: a put-callback would last as long as the jog."""
+        await self._put(direction.jog_field, 1, wait=False)
+
+    async def stop(self) -> None:
+        """STOP=1; never waits for the motion to end."""
+        await self._put("STOP", 1, wait=False)
+
+    async def sync(self) -> None:
+        """SYNC=1: VAL (and DVAL) take the readback."""
+        await self._put("SYNC", 1, wait=True)
+
+    async def set_position(self, value: float) -> None:
+        """SET=Set, VAL=value, SET=Use; back to Use even if the VAL write fails."""
+        try:
+            await self._put("SET", 1, wait=True)
+            await self._put("VAL", value, wait=True)
+        finally:
+            try:
+                await self._put("SET", 0, wait=True)
+            except HomingError as error:
+                raise HomingError(
+                    f"{error}; {self.pv('SET')} may be left at Set: set it to Use"
+                ) from None
+
+    async def set_dial_limits(self, dllm: float, dhlm: float) -> None:
+        """DLLM and DHLM in the order that never inverts the range (0, 0: disabled)."""
+        await self._set_limits(("DLLM", "DHLM"), dllm, dhlm)
+
+    async def set_user_limits(self, llm: float, hlm: float) -> None:
+        await self._set_limits(("LLM", "HLM"), llm, hlm)
+
+    async def _set_limits(self, fields: tuple[str, str], low: float, high: float) -> None:
+        if low > high:  # only when restoring a record that came that way
+            log.warning("%s: writing inverted limits %s=%g > %s=%g", self.name, fields[0],
+                        low, fields[1], high)
+        current = await self._read_pair(fields)
+        for which in limit_order(current, (low, high)):
+            field, value = (fields[0], low) if which == "low" else (fields[1], high)
+            await self._put(field, value, wait=True)
+
+    async def _read_pair(self, fields: tuple[str, str]) -> tuple[float, float]:
+        """Read the limits now: the monitored ones may lag a write made a moment ago."""
+        pvs = [self.pv(field) for field in fields]
+        try:
+            low, high = await caget(pvs, timeout=self.put_timeout)
+        except CANothing as error:
+            raise HomingError(f"{self.name}: cannot read {', '.join(pvs)}: {error}") from None
+        return float(low), float(high)
+
+    async def move(self, value: float, timeout: float) -> None:
+        """VAL=value with put-callback: returns when the record reports the move done."""
+        await self._put("VAL", value, wait=True, timeout=timeout)
