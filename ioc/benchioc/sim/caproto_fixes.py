@@ -1,0 +1,97 @@
+"""Two fixes to the caproto 1.3.0 asyncio server, applied once at sim start.
+
+Both defects were measured on these machines (see the project's design notes):
+
+1. `Context._subscription_queue_iteration` (caproto/server/common.py) broadcasts an
+   update by iterating the live deque `self.subscriptions[sub_spec]` and awaiting a send
+   for each subscriber. A client unsubscribing (or disconnecting) during that await
+   removes from the deque, the iteration raises "deque mutated during iteration", and
+   since the loop runs in the server's main task the whole server shuts down.
+   Fix: iterate over a snapshot of the deque, and skip subscribers that went away.
+
+2. `VirtualCircuit.get_from_sub_queue` (caproto/asyncio/server.py) is
+   `asyncio.wait_for(queue.get(), timeout)`. On Python 3.11 a timeout that fires
+   just as the get completes can drop the item it got, so a monitor update is lost
+   (seen with CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC=0). Fix: take what is queued with
+   get_nowait(); only when the queue is empty, wait for an item with asyncio.wait (which
+   never cancels), and if the wait gives up, cancel the getter and keep any item it
+   obtained anyway.
+
+The batching delay is also forced to 0 here (the module reads the environment variable
+at import, which may precede the loopback environment being applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+log = logging.getLogger(__name__)
+
+CAPROTO_VERSION = "1.3.0"
+_applied = False
+
+
+async def _subscription_queue_iteration(self, sub_specs, metadata, values, flags, sub):
+    """caproto's broadcast, iterating over a copy of each subscriber list."""
+    if sub is not None:
+        if len(sub_specs) != 1:
+            raise RuntimeError("Unexpected sub_specs length")
+        await self._subscription_queue_send(sub_specs[0], sub, metadata=metadata,
+                                            values=values, flags=flags)
+        return
+    for sub_spec in sub_specs:
+        subscribers = self.subscriptions.get(sub_spec)
+        for one in tuple(subscribers or ()):
+            if one not in subscribers:
+                continue  # unsubscribed while an earlier send was awaited
+            await self._subscription_queue_send(sub_spec, one, metadata=metadata,
+                                                values=values, flags=flags)
+
+
+async def _get_from_sub_queue(self, timeout=None):
+    """Next subscription update, or None after `timeout` seconds; never loses an item."""
+    queue: asyncio.Queue = self.subscription_queue
+    try:
+        return queue.get_nowait()
+    except asyncio.QueueEmpty:
+        pass
+    if timeout is not None and timeout <= 0:
+        return None
+    getter = asyncio.ensure_future(queue.get())
+    try:
+        done, _ = await asyncio.wait({getter}, timeout=timeout)
+    except asyncio.CancelledError:
+        _abandon(getter, queue)
+        raise
+    if getter in done:
+        return getter.result()
+    return _abandon(getter, queue)
+
+
+def _abandon(getter: asyncio.Future, queue: asyncio.Queue):
+    """Stop waiting; an item the getter already took goes back to the front of the queue."""
+    if getter.done() and not getter.cancelled():
+        item = getter.result()
+        queue._queue.appendleft(item)  # keeps the order of updates
+        return None
+    getter.cancel()
+    return None
+
+
+def apply() -> None:
+    """Patch caproto's server classes (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    import caproto
+    from caproto.asyncio import server as asyncio_server
+    from caproto.server import common
+
+    if caproto.__version__ != CAPROTO_VERSION:
+        log.warning("caproto %s is not %s: check that these fixes still apply",
+                    caproto.__version__, CAPROTO_VERSION)
+    common.Context._subscription_queue_iteration = _subscription_queue_iteration
+    asyncio_server.VirtualCircuit.get_from_sub_queue = _get_from_sub_queue
+    common.HIGH_LOAD_TIMEOUT = 0.0
+    _applied = True
