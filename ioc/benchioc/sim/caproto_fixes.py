@@ -79,6 +79,23 @@ def _abandon(getter: asyncio.Future, queue: asyncio.Queue):
     return None
 
 
+async def flush_updates(context, max_rounds: int = 200) -> None:
+    """Let queued monitor updates reach the sockets before a put-callback reply.
+
+    caproto sends a write reply directly but monitor updates through two queues, so a
+    client could see its put complete before the last RBV/DMOV update of the motion. The
+    genuine IOC delivers those updates first, and clients rely on it (pyepics reads RBV
+    from its monitor cache right after a move with wait=True).
+    """
+    for _ in range(max_rounds):
+        pending = context.subscription_queue.qsize() + sum(
+            circuit.subscription_queue.qsize() for circuit in list(context.circuits))
+        if not pending:
+            break
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the circuit loop that took the last item writes it now
+
+
 def apply() -> None:
     """Patch caproto's server classes (idempotent)."""
     global _applied

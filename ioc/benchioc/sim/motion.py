@@ -173,7 +173,7 @@ class MotorParams:
 
 @dataclass
 class _Motion:
-    kind: str  # move, jog, home, stop, settle (after a trip)
+    kind: str  # move, jog, home, stop, pause, settle (after a trip)
     accel: float  # deceleration rate for a stop
     direction: int  # +1/-1 in physical units, 0 for none
     events: list[tuple[float, str]]
@@ -518,8 +518,9 @@ class MotorSim:
         self.homf, self.homr = (1, 0) if forward else (0, 1)
         return result
 
-    def stop(self) -> Result:
-        """STOP (also SPMG Stop/Pause and a jog release): decelerate to rest."""
+    def stop(self, keep_target: bool = False) -> Result:
+        """STOP (also SPMG Stop/Pause and a jog release): decelerate to rest. The record
+        then takes the stop position as VAL, except on Pause (`keep_target`)."""
         if self.ignore_stop:
             log.info("%s ignores STOP (fault knob)", self.name)
             return Result.IGNORED
@@ -536,14 +537,16 @@ class MotorSim:
         traj = decelerate(self.trajectory, now, self._current_accel())
         direction = _direction(traj)
         self.trajectory = traj
-        self._motion = _Motion("stop", self._current_accel(), direction,
+        kind = "pause" if keep_target else "stop"
+        self._motion = _Motion(kind, self._current_accel(), direction,
                                self._events_for(traj, direction, now))
         return Result.STARTED
 
     def set_spmg(self, value: int) -> Result:
         previous, self.spmg = self.spmg, Spmg(value)
         if self.spmg in (Spmg.STOP, Spmg.PAUSE):
-            result = self.stop() if (self._motion or self.busy) else Result.DONE
+            moving = self._motion is not None or self.busy
+            result = self.stop(self.spmg == Spmg.PAUSE) if moving else Result.DONE
             if self.spmg == Spmg.STOP and self._motion is None:
                 self.dval = self.position_at(self.clock())
             return result

@@ -20,14 +20,15 @@ from caproto import AlarmSeverity, AlarmStatus, ChannelType
 from caproto._data import SkipWrite
 from caproto.server import PVGroup, pvproperty
 
+from . import caproto_fixes
 from .motion import MotorSim, MotorState, Result
 
 log = logging.getLogger(__name__)
 
-# Readbacks while moving: every 25 ms of simulated time, but at most 100 per real second
-# (a fast time scale must not flood two shared cores).
+# Readbacks while moving: every 25 ms of simulated time, but no more often than
+# (a fast time scale must not flood two shared cores: 200 per real second at most).
 READBACK_PERIOD_SIM = 0.025
-READBACK_PERIOD_REAL_MIN = 0.01
+READBACK_PERIOD_REAL_MIN = 0.005
 
 # MotorState field -> caproto MotorFields attribute, in publishing order: positions first,
 # then switches and status, then settings. DMOV is handled apart (first when it drops,
@@ -149,6 +150,7 @@ class MotorGroup(PVGroup):
         self._wake = asyncio.Event()
         self._published: dict[str, Any] = {}
         self._done_waiters: list[asyncio.Future] = []
+        self.ca_context = None  # set by the server: lets put-callback replies follow updates
 
     # --- the motor record (VAL and fields) -----------------------------------------------
     @motor.putter
@@ -256,6 +258,8 @@ class MotorGroup(PVGroup):
         self._wake.set()
         if waiter is not None:
             await waiter
+        if wait and self.ca_context is not None:
+            await caproto_fixes.flush_updates(self.ca_context)
 
     async def _run_timer(self) -> None:
         """Advance the physics at its next exact event, and at a readback rate in motion."""

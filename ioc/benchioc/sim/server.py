@@ -93,6 +93,9 @@ class BenchSim:
 
         caproto_fixes.apply()
         context = Context(self.pvdb)
+        for group in self.groups:
+            if hasattr(group, "ca_context"):
+                group.ca_context = context
 
         async def ready_hook(async_lib) -> None:
             await _wait_listening(context)
