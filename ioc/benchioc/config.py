@@ -191,11 +191,26 @@ def check_motor_name(name: str) -> str:
     return name
 
 
-def _describe(error: ValidationError) -> str:
+def motor_config(values: dict[str, Any], where: str) -> MotorConfig:
+    """A motor entry checked on its own; a ConfigError says what is wrong with it."""
+    try:
+        return MotorConfig(**values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, where)) from None
+
+
+def general_config(values: dict[str, Any], where: str = "general") -> GeneralConfig:
+    try:
+        return GeneralConfig(**values)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, where)) from None
+
+
+def _describe(error: ValidationError, where_empty: str = "file") -> str:
     """One line per problem, each naming the key path that broke."""
     lines = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "file"
+        where = ".".join(str(part) for part in item["loc"]) or where_empty
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown key (not part of the bench config)"

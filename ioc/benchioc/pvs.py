@@ -98,11 +98,13 @@ NO_YES = ("No", "Yes")
 OFF_ON = ("Off", "On")
 
 MOTOR_PVS: tuple[Pv, ...] = (
-    # configuration (written through to the config file)
-    Pv("PvRoot", Kind.STRING_OUT, "Motor record PV root", group="Config"),
-    Pv("LoLim", Kind.AO, "Soft low limit after homing", group="Config", prec=3),
-    Pv("Center", Kind.AO, "Position after homing", group="Config", prec=3),
-    Pv("HiLim", Kind.AO, "Soft high limit after homing", group="Config", prec=3),
+    # configuration: a put-callback completes once the file is saved
+    Pv("PvRoot", Kind.STRING_OUT, "Motor record PV root", group="Config", blocking=True),
+    Pv("LoLim", Kind.AO, "Soft low limit after homing", group="Config", prec=3,
+       blocking=True),
+    Pv("Center", Kind.AO, "Position after homing", group="Config", prec=3, blocking=True),
+    Pv("HiLim", Kind.AO, "Soft high limit after homing", group="Config", prec=3,
+       blocking=True),
     # homing control
     Pv("HomeHi", Kind.ACTION, "Home on the high limit switch", group="Homing",
        blocking=True),
@@ -129,7 +131,7 @@ MOTOR_PVS: tuple[Pv, ...] = (
 
 BENCH_PVS: tuple[Pv, ...] = (
     Pv("Tolerance", Kind.AO, "Switch distance beyond soft limits", group="Config", prec=3,
-       low=0),
+       low=0, blocking=True),
     Pv("HomeAllHi", Kind.ACTION, "Home every motor high", group="Homing", blocking=True),
     Pv("HomeAllLo", Kind.ACTION, "Home every motor low", group="Homing", blocking=True),
     Pv("AbortAll", Kind.ACTION, "Stop all homing and motors", group="Homing"),

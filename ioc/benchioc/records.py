@@ -77,5 +77,21 @@ def make_record(
     raise ValueError(f"no record shape for {kind}")
 
 
+def set_put_disabled(record, disabled: bool) -> None:
+    """Refuse (DISP=1) or accept client puts on a record, without processing it.
+
+    softioc's set_field() processes the record too, which for an Action would run its
+    handler again; a busy Home* must refuse further puts, not queue or re-run them.
+    """
+    from ctypes import addressof, c_char
+
+    from softioc import fields as dbf
+    from softioc.imports import db_put_field_process
+
+    data = (c_char * 40)()
+    data.value = b"1" if disabled else b"0"
+    db_put_field_process(f"{record.name}.DISP", dbf.DBF_STRING, addressof(data), 1, False)
+
+
 def message_severity(error: bool) -> int:
     return alarm.MAJOR_ALARM if error else alarm.NO_ALARM

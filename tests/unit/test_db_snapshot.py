@@ -1,0 +1,29 @@
+"""db/bench.db is the snapshot of every record the IOC serves; it must match pvs.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from benchioc import config, pvs
+
+
+def test_db_snapshot_is_current(repo_root, tmp_path):
+    fresh = tmp_path / "bench.db"
+    subprocess.run(
+        [sys.executable, "-m", "benchioc.cli", "--config", "configs/bench.yaml",
+         "--write-db", str(fresh)],
+        cwd=repo_root, check=True, capture_output=True, timeout=60)
+    checked_in = (repo_root / "db" / "bench.db").read_text()
+    assert fresh.read_text() == checked_in, (
+        "db/bench.db is stale: regenerate it with "
+        "`bench-ioc --config configs/bench.yaml --write-db db/bench.db`")
+
+
+def test_snapshot_holds_every_spec_record(repo_root):
+    doc = config.load(repo_root / "configs" / "bench.yaml")
+    text = (repo_root / "db" / "bench.db").read_text()
+    names = {line.split('"')[1] for line in text.splitlines() if line.startswith("record(")}
+    expected = {served.name for served in
+                pvs.served(doc.config.ioc.prefix, list(doc.config.motors), with_sync=False)}
+    assert expected <= names
