@@ -460,12 +460,14 @@ def _monitor_ioc_rows(prefix: str, names: list[str],
 
 
 async def _ioc_outcomes(prefix: str, request: HomeRequest) -> dict[str, HomeOutcome]:
-    pvs = [f"{prefix}{n}:{fld}" for n in request.names for fld in ("State", "Message")]
-    values = await aioca.caget(pvs, datatype=aioca.DBR_CHAR_STR, timeout=request.ca_timeout,
-                               throw=False)
+    # State is an enum (read as its label), Message a long string (read as text)
+    states, messages = await asyncio.gather(
+        aioca.caget([f"{prefix}{n}:State" for n in request.names], datatype=str,
+                    timeout=request.ca_timeout, throw=False),
+        aioca.caget([f"{prefix}{n}:Message" for n in request.names],
+                    datatype=aioca.DBR_CHAR_STR, timeout=request.ca_timeout, throw=False))
     outcomes = {}
-    for index, name in enumerate(request.names):
-        state, message = values[2 * index], values[2 * index + 1]
+    for name, state, message in zip(request.names, states, messages, strict=True):
         if not state.ok:
             outcomes[name] = HomeOutcome(False, f"the IOC did not report {prefix}{name}:State")
         elif str(state) == "Homed":
