@@ -259,6 +259,8 @@ class MotorBinding:
 
     def _validate_config(self, key: str):
         def validate(_record, value: Any) -> bool:
+            if getattr(self.bench.config.motors[self.name], key) == value:
+                return True  # what the file already says (shown after an outside edit)
             if self.homing is not None and self.homing.busy:
                 self.message(f"{key} not changed: {self.name} is homing; abort it first",
                              error=True)
@@ -276,6 +278,8 @@ class MotorBinding:
 
     def _config_put(self, key: str):
         async def put(value: Any) -> None:
+            if getattr(self.bench.config.motors[self.name], key) == value:
+                return  # already so: shown after an outside edit of the file, nothing to save
             try:
                 self.bench.doc.update_motor_field(self.name, key, value)
                 await self.bench.save_config()
@@ -293,7 +297,8 @@ class MotorBinding:
         entry = self.bench.config.motors[self.name]
         for record, value in (("PvRoot", entry.pv_root), ("LoLim", entry.lo_lim),
                               ("Center", entry.center), ("HiLim", entry.hi_lim)):
-            self.rec(record).set(value, process=False)
+            # processed so that monitors see it; the put handler finds nothing to save
+            self.rec(record).set(value)
 
 
 def _first_line(error: BaseException) -> str:
@@ -322,6 +327,8 @@ def build_bench_records(bench: Bench) -> None:
 
 def _validate_tolerance(bench: Bench):
     def validate(_record, value: float) -> bool:
+        if bench.config.tolerance == value:
+            return True
         if bench.homing is not None and bench.homing.busy:
             bench.bench_message("Tolerance not changed: homing in progress", error=True)
             return False
@@ -337,6 +344,8 @@ def _validate_tolerance(bench: Bench):
 
 def _tolerance_put(bench: Bench):
     async def put(value: float) -> None:
+        if bench.config.tolerance == value:
+            return  # already so (an outside edit of the file), nothing to save
         try:
             bench.doc.set_tolerance(value)
             await bench.save_config()
@@ -462,7 +471,7 @@ class ConfigFollower:
             bench.restart_requested = True
             bench.update_summary()
             return
-        bench.record(Scope.BENCH, "Tolerance").set(doc.config.tolerance, process=False)
+        bench.record(Scope.BENCH, "Tolerance").set(doc.config.tolerance)
         for name, binding in bench.motors.items():
             binding.show_config()
             if doc.config.motors[name].pv_root != old.motors[name].pv_root:
