@@ -329,15 +329,18 @@ class CameraGroup(PVGroup):
             due = self.model.next_event_time()
             timeout = None if due is None else max(due - self.clock(), 0.0)
             self._wake.clear()
+            until = self.clock()
             if timeout is None or timeout > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
+                    until = self.clock()
                 except TimeoutError:
-                    pass
-            await self._step()
+                    # A timer can fire a rounding error before `due`; that is `due`.
+                    until = max(self.clock(), due)
+            await self._step(until)
 
-    async def _step(self) -> None:
-        for frame in self.model.advance(self.clock()):
+    async def _step(self, until: float) -> None:
+        for frame in self.model.advance(until):
             if not frame.dropped:
                 await self.array_counter_rbv.write(frame.number, timestamp=frame.timestamp)
             await self.num_images_counter_rbv.write(self.model.num_images_counter)

@@ -1,0 +1,358 @@
+"""`SyncController`: the one object the IOC's `$(P)Sync:` records bind to.
+
+It holds the settings, previews them as the user types, runs one scan at a time,
+aborts, undoes what a scan changed (velocity, armed box, running camera, moving motor),
+writes the scan file and tells subscribers every change as a `ScanUpdate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, datafile
+from .devices import Camera, SyncMotor, TriggerBox
+from .engines import ScanContext, ScanFailed, Tally, run_scan
+from .model import (
+    MotorSnapshot,
+    Preview,
+    ScanMode,
+    ScanPlan,
+    ScanRefused,
+    ScanSettings,
+    ScanState,
+    plan_scan,
+    preview,
+)
+
+log = logging.getLogger(__name__)
+
+CLEANUP_TIMEOUT_S = 10.0
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(ScanSettings))
+
+
+@dataclass(frozen=True)
+class ScanUpdate:
+    """Everything the Sync records show, at one moment."""
+
+    state: ScanState = ScanState.IDLE
+    point: int = 0
+    frames_acquired: int = 0
+    missed_frames: int = 0
+    progress: float = 0.0
+    message: str = ""
+    positions: tuple[float, ...] = ()
+    set_positions: tuple[float, ...] = ()
+    timestamps: tuple[float, ...] = ()
+    frame_numbers: tuple[int, ...] = ()
+    data_file: str = ""
+    scan_id: str = ""
+
+    @property
+    def num_valid(self) -> int:
+        return len(self.positions)
+
+    @property
+    def busy(self) -> bool:
+        return ScanState.IDLE < self.state < ScanState.DONE
+
+
+ScanResult = ScanUpdate
+
+
+@dataclass
+class DataTarget:
+    """Where and under which policy scan files are written."""
+
+    directory: Path
+    name: str = "scan"
+    proposal: str = ""
+    experiment: str = ""
+    embargo_years: float = 3.0
+
+    @classmethod
+    def from_config(cls, data: Any, base_dir: Path) -> DataTarget:
+        """From the config's `data` section; a relative directory is taken from base_dir
+        (the config file's directory)."""
+        directory = Path(data.directory)
+        if not directory.is_absolute():
+            directory = base_dir / directory
+        return cls(directory, data.name, data.proposal, data.experiment,
+                   data.embargo_years)
+
+
+@dataclass
+class _Run:
+    plan: ScanPlan
+    context: ScanContext | None = None
+    task: asyncio.Task | None = None
+    abort_requested: bool = False
+    scan_id: str = field(default_factory=datafile.new_scan_id)
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now().astimezone())
+
+
+class SyncController:
+    """Settings, preview, run, abort and updates of detector-synchronised scans."""
+
+    def __init__(
+        self,
+        *,
+        motors: Mapping[str, SyncMotor],
+        camera: Camera,
+        box: TriggerBox | None,
+        data: DataTarget,
+        is_homed: Callable[[str], bool] = lambda name: False,
+        readout_time: float = 0.002,
+        bench_config: Mapping[str, Any] | None = None,
+        program_version: str = __version__,
+    ) -> None:
+        self.motors = dict(motors)
+        self.camera = camera
+        self.box = box
+        self.data = data
+        self.is_homed = is_homed
+        self.readout_time = readout_time
+        self.bench_config = dict(bench_config or {})
+        self.program_version = program_version
+        self.settings = ScanSettings(motor=next(iter(self.motors), ""))
+        self._subscribers: list[Callable[[ScanUpdate], None]] = []
+        self._last = ScanUpdate()
+        self._run: _Run | None = None
+
+    # --- settings and preview ------------------------------------------------------------
+    def update(self, **changes: Any) -> Preview:
+        """Change settings (names of ScanSettings fields); return the new preview.
+        Allowed while a scan runs: that scan keeps the settings it started with."""
+        unknown = set(changes) - set(SETTING_NAMES)
+        if unknown:
+            raise ValueError(f"unknown scan setting(s): {', '.join(sorted(unknown))}")
+        if "mode" in changes:
+            changes["mode"] = ScanMode(int(changes["mode"]))
+        self.settings = dataclasses.replace(self.settings, **changes)
+        return self.preview()
+
+    def preview(self) -> Preview:
+        motor = self._snapshot(self.settings.motor)
+        return preview(self.settings, motor, homed=self._homed(self.settings.motor),
+                       readout_time=self.readout_time, known_motors=tuple(self.motors))
+
+    def _snapshot(self, name: str) -> MotorSnapshot | None:
+        motor = self.motors.get(name)
+        return None if motor is None else motor.snapshot()
+
+    def _homed(self, name: str) -> bool:
+        try:
+            return bool(self.is_homed(name))
+        except KeyError:
+            return False
+
+    # --- state -------------------------------------------------------------------------
+    @property
+    def last(self) -> ScanUpdate:
+        return self._last
+
+    @property
+    def state(self) -> ScanState:
+        return self._last.state
+
+    @property
+    def busy(self) -> bool:
+        return self._run is not None
+
+    def subscribe(self, callback: Callable[[ScanUpdate], None]) -> Callable[[], None]:
+        """Call callback with every update, starting with the current one."""
+        self._subscribers.append(callback)
+        callback(self._last)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _publish(self, **changes: Any) -> None:
+        self._last = dataclasses.replace(self._last, **changes)
+        for callback in list(self._subscribers):
+            try:
+                callback(self._last)
+            except Exception:
+                log.exception("sync update subscriber failed")
+
+    def _publish_tally(self, tally: Tally, **changes: Any) -> None:
+        arrays = tally.arrays
+        self._publish(
+            point=tally.point, frames_acquired=tally.frames_acquired,
+            missed_frames=tally.missed_frames, progress=tally.progress,
+            positions=tuple(arrays.positions), set_positions=tuple(arrays.set_positions),
+            timestamps=tuple(arrays.timestamps), frame_numbers=tuple(arrays.frame_numbers),
+            **changes,
+        )
+
+    # --- run and abort -----------------------------------------------------------------
+    async def run(self) -> ScanResult:
+        """Run one scan to its end and return the final update (Done, Aborted or Failed).
+        Raises ScanRefused, before anything moves, if the settings are invalid or a scan
+        is already running; the refusal is also published as the Message."""
+        if self._run is not None:
+            raise ScanRefused("a scan is already running; abort it first")
+        try:
+            plan = self._plan()
+        except ScanRefused as refusal:
+            self._publish(message=f"refused: {refusal}")
+            raise
+        run = self._run = _Run(plan)
+        try:
+            self._publish(state=ScanState.PREPARING, point=0, frames_acquired=0,
+                          missed_frames=0, progress=0.0, positions=(), set_positions=(),
+                          timestamps=(), frame_numbers=(), data_file="",
+                          scan_id=run.scan_id,
+                          message=f"preparing a {plan.settings.mode.label} scan of "
+                                  f"motor {plan.settings.motor}")
+            run.task = asyncio.create_task(self._scan(run))
+            try:
+                return await asyncio.shield(run.task)
+            except asyncio.CancelledError:
+                # The caller went away (IOC shutting down): stop the scan too.
+                run.abort_requested = True
+                run.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run.task
+                raise
+        finally:
+            self._run = None
+
+    def abort(self) -> None:
+        """Stop the running scan: the motor stops, the box is disarmed, the camera stops
+        and the velocity is restored before run() returns Aborted. No-op when idle."""
+        run = self._run
+        if run is None or run.abort_requested or run.task is None:
+            return
+        run.abort_requested = True
+        log.info("sync scan abort requested")
+        run.task.cancel()
+
+    def _plan(self) -> ScanPlan:
+        s = self.settings
+        return plan_scan(s, self._snapshot(s.motor), homed=self._homed(s.motor),
+                         readout_time=self.readout_time, known_motors=tuple(self.motors))
+
+    async def _scan(self, run: _Run) -> ScanResult:
+        plan = run.plan
+        motor = self.motors[plan.settings.motor]
+        ctx = ScanContext(plan, motor, self.camera, self.box,
+                          report=lambda: self._publish_tally(ctx.tally),
+                          running=lambda: self._publish(state=ScanState.RUNNING,
+                                                        message="running"))
+        run.context = ctx
+        state, message = ScanState.DONE, ""
+        motor_fields = _safe_fields(motor)
+        try:
+            await run_scan(ctx)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()
+            state, message = ScanState.ABORTED, "aborted by request"
+        except ScanFailed as failure:
+            state, message = ScanState.FAILED, str(failure)
+        except Exception as error:  # a device error we did not foresee
+            log.exception("sync scan failed")
+            state, message = ScanState.FAILED, f"unexpected error: {error!r}"
+        self._publish(state=ScanState.FINISHING, message=f"finishing: {message or 'ok'}")
+        problems = await self._cleanup(ctx, stop_motion=state != ScanState.DONE)
+        message = _final_message(state, message, ctx, problems)
+        data_file = await self._write_file(run, ctx, state, message, motor_fields)
+        if isinstance(data_file, Exception):
+            state = ScanState.FAILED
+            message = f"{message}; scan file not written: {data_file}"
+            data_file = ""
+        self._publish_tally(ctx.tally, state=state, message=message, data_file=data_file)
+        log.info("sync scan %s: %s", run.scan_id, message)
+        return self._last
+
+    async def _cleanup(self, ctx: ScanContext, *, stop_motion: bool) -> list[str]:
+        """Undo what the scan changed; each step is tried even if another fails."""
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        if stop_motion:
+            steps.append(("stop the motor", ctx.motor.stop))
+            steps.append(("stop the camera", self.camera.stop))
+        if self.box is not None and ctx.settings.mode == ScanMode.FLY:
+            steps.append(("disarm the trigger box", self.box.disarm))
+        if stop_motion:
+            steps.append(("wait for the motor to stop",
+                          lambda: ctx.motor.wait_stopped(CLEANUP_TIMEOUT_S)))
+        if ctx.original_velocity is not None:
+            velocity = ctx.original_velocity
+            steps.append((f"restore velocity {velocity:g}",
+                          lambda: ctx.motor.set_velocity(velocity)))
+        problems = []
+        for what, step in steps:
+            try:
+                await asyncio.wait_for(step(), CLEANUP_TIMEOUT_S)
+            except Exception as error:
+                log.error("sync cleanup: could not %s: %r", what, error)
+                problems.append(f"could not {what} ({error!r})")
+        return problems
+
+    async def _write_file(self, run: _Run, ctx: ScanContext, state: ScanState,
+                          message: str, motor_fields: dict[str, Any]) -> str | Exception:
+        s = ctx.settings
+        arrays = ctx.tally.arrays
+        metadata = datafile.ScanMetadata(
+            scan_id=run.scan_id, start_time=run.started,
+            end_time=dt.datetime.now().astimezone(), program_version=self.program_version,
+            proposal=self.data.proposal, experiment=self.data.experiment,
+            embargo_years=self.data.embargo_years,
+            title=f"{s.mode.label} scan of motor {s.motor} from {s.start:g} to {s.end:g}",
+            outcome=state.label, settings=s.as_dict(), bench_config=self.bench_config,
+            motor_name=s.motor, motor_fields=motor_fields, camera_prefix=self.camera.prefix,
+            camera_file=await _safe_camera_file(self.camera),
+            trigger_prefix=self.box.prefix if self.box is not None else "",
+            missed_frames=ctx.tally.missed_frames, message=message,
+        )
+        scan_arrays = datafile.ScanArrays(arrays.set_positions, arrays.positions,
+                                          arrays.frame_numbers, arrays.timestamps,
+                                          position_units=run.plan.units)
+        try:
+            path = await asyncio.to_thread(datafile.write_scan_file, self.data.directory,
+                                           self.data.name, metadata, scan_arrays)
+        except (OSError, datafile.DataFileError) as error:
+            log.error("scan file for %s not written: %s", run.scan_id, error)
+            return error
+        return str(path)
+
+
+def _safe_fields(motor: SyncMotor) -> dict[str, Any]:
+    try:
+        return dict(motor.record_fields())
+    except Exception as error:
+        log.warning("motor fields unavailable for the scan file: %r", error)
+        return {}
+
+
+async def _safe_camera_file(camera: Camera) -> str:
+    try:
+        return await asyncio.wait_for(camera.file_name(), 2.0)
+    except Exception:
+        return ""
+
+
+def _final_message(state: ScanState, message: str, ctx: ScanContext,
+                   problems: list[str]) -> str:
+    tally = ctx.tally
+    n = ctx.settings.num_points
+    if state == ScanState.DONE:
+        text = f"done: {tally.point} of {n} points, {tally.frames_acquired} frames"
+    else:
+        text = f"{state.label.lower()} at point {tally.point} of {n}: {message}"
+    if tally.missed_frames:
+        text += (f"; {tally.missed_frames} missed frame(s): {tally.triggers} triggers, "
+                 f"{tally.frames_acquired} frames counted")
+    if problems:
+        text += "; " + "; ".join(problems)
+    return text

@@ -1,0 +1,114 @@
+"""What the sync engines need from the motor, the camera and the trigger box.
+
+Small Protocols, so the engines run against fakes in unit tests and against the aioca
+clients of `sync.clients` in the IOC. Positions are user units, times are seconds; a
+timestamp is POSIX time (the CA timestamps of the devices), so frames, motor readbacks
+and trigger pulses share one time line.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .model import MotorSnapshot
+
+Unsubscribe = Callable[[], None]
+
+
+class ImageMode(enum.IntEnum):
+    SINGLE = 0
+    MULTIPLE = 1
+    CONTINUOUS = 2
+
+
+class TriggerMode(enum.IntEnum):
+    INTERNAL = 0
+    EXTERNAL = 1
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame delivered by the camera: its ArrayCounter and when it was exposed."""
+
+    number: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """One trigger the box produced: its captured position and time."""
+
+    position: float
+    timestamp: float
+
+
+class SyncMotor(Protocol):
+    name: str
+
+    def snapshot(self) -> MotorSnapshot: ...
+
+    def record_fields(self) -> dict[str, Any]:
+        """Fields worth keeping in the scan file (VELO, ACCL, MRES, OFF, DIR, EGU...)."""
+        ...
+
+    async def move(self, position: float, timeout: float) -> None:
+        """Put-callback move; returns when the motor is done, raises on timeout."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def wait_stopped(self, timeout: float) -> None: ...
+
+    async def set_velocity(self, velocity: float) -> None: ...
+
+    def watch_position(self, callback: Callable[[float, float], None]) -> Unsubscribe:
+        """Call callback(timestamp, position) for every readback update."""
+        ...
+
+
+class Camera(Protocol):
+    prefix: str
+
+    async def configure(self, *, exposure: float, period: float, image_mode: ImageMode,
+                        num_images: int, trigger_mode: TriggerMode) -> None: ...
+
+    async def acquire(self, timeout: float) -> None:
+        """Acquire with put-callback: returns when the acquisition has ended."""
+        ...
+
+    async def wait_acquiring(self, timeout: float) -> None:
+        """Return once an acquisition started elsewhere is running (armed, for external
+        triggers); raise TimeoutError if it does not start in time."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def frame_counter(self) -> int:
+        """ArrayCounter_RBV now."""
+        ...
+
+    async def images_counter(self) -> int:
+        """NumImagesCounter_RBV now: exposures taken in this acquisition."""
+        ...
+
+    def watch_frames(self, callback: Callable[[Frame], None]) -> Unsubscribe: ...
+
+    async def file_name(self) -> str:
+        """The file the camera (its file plugin) is writing, or ''."""
+        ...
+
+
+class TriggerBox(Protocol):
+    prefix: str
+
+    async def arm(self, *, motor: str, start: float, step: float, pulses: int,
+                  direction: int, pre_start: float, width: float) -> None: ...
+
+    async def disarm(self) -> None: ...
+
+    async def produced(self) -> int: ...
+
+    async def captured(self) -> list[Pulse]: ...

@@ -1,0 +1,389 @@
+"""The three ways to synchronise one motor with the camera.
+
+- Step (software): move with put-callback, settle, acquire FramesPerPoint frames with a
+  put-callback on Acquire, record the readback, the frame number and the frame time.
+- Cont (software, continuous): the motor crosses the range at constant velocity while
+  the camera free-runs at its period; each frame's position is interpolated from the
+  motor's readback monitor at the frame's timestamp.
+- Fly (hardware): the trigger box fires a pulse as the motor crosses each point; the
+  camera takes one frame per pulse; positions come from the box's capture.
+
+Every engine only does the scan. Restoring velocity, stopping the motor, disarming the
+box and stopping the camera after a failure or abort is `Cleanup`'s job, so the rules of
+what is undone live in one place. Missed frames (triggers sent minus frames counted) are
+counted, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .devices import Camera, Frame, ImageMode, Pulse, SyncMotor, TriggerBox, TriggerMode
+from .model import ScanArraysState, ScanMode, ScanPlan
+
+log = logging.getLogger(__name__)
+
+MOVE_MARGIN_S = 5.0
+ACQUIRE_MARGIN_S = 5.0
+ARM_TIMEOUT_S = 5.0
+# How long the frame monitor may lag behind the camera's put-callback (CA monitors and
+# put replies travel separately through a server).
+FRAME_CATCH_UP_S = 2.0
+
+
+class ScanFailed(RuntimeError):
+    """The scan could not go on; the text says what broke, with numbers."""
+
+
+@dataclass
+class Tally:
+    """The live numbers of one scan, shared by engine and controller."""
+
+    arrays: ScanArraysState = field(default_factory=ScanArraysState)
+    point: int = 0
+    frames_acquired: int = 0
+    missed_frames: int = 0
+    triggers: int = 0
+    progress: float = 0.0
+
+
+class ScanContext:
+    """Everything an engine touches; `report` tells the controller something changed."""
+
+    def __init__(self, plan: ScanPlan, motor: SyncMotor, camera: Camera,
+                 box: TriggerBox | None, report: Callable[[], None],
+                 running: Callable[[], None]) -> None:
+        self.plan = plan
+        self.settings = plan.settings
+        self.motor = motor
+        self.camera = camera
+        self.box = box
+        self.tally = Tally()
+        self.report = report
+        self.running = running
+        self.original_velocity: float | None = None
+
+    def move_timeout(self, target: float, velocity: float | None = None) -> float:
+        snap = self.motor.snapshot()
+        speed = velocity or snap.velocity
+        if speed <= 0:
+            return 60.0
+        travel = abs(target - snap.position)
+        return (travel / speed + 2 * snap.acceleration_time) * 1.5 + MOVE_MARGIN_S
+
+    async def set_velocity(self, velocity: float) -> None:
+        if self.original_velocity is None:
+            self.original_velocity = self.motor.snapshot().velocity
+        await self.motor.set_velocity(velocity)
+
+
+class FrameCollector:
+    """Frames from the camera's monitor, with a way to wait until one has arrived."""
+
+    def __init__(self, on_frame: Callable[[Frame], None] | None = None,
+                 baseline: int | None = None) -> None:
+        self.baseline = baseline  # frames numbered up to this are from before the scan
+        self.frames: list[Frame] = []
+        self._changed = asyncio.Event()
+        self._on_frame = on_frame
+
+    def __call__(self, frame: Frame) -> None:
+        if self.baseline is not None and frame.number <= self.baseline:
+            return
+        if self.frames and frame.number <= self.frames[-1].number:
+            return  # a repeat of a value already seen (monitor's first update)
+        self.frames.append(frame)
+        self._changed.set()
+        if self._on_frame is not None:
+            self._on_frame(frame)
+
+    async def wait_for_number(self, number: int, timeout: float) -> bool:
+        """Wait until a frame numbered `number` or later has arrived (or time runs out)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.frames or self.frames[-1].number < number:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def since(self, counter: int) -> list[Frame]:
+        return [frame for frame in self.frames if frame.number > counter]
+
+
+async def run_scan(ctx: ScanContext) -> None:
+    engine = {ScanMode.STEP: run_step, ScanMode.CONT: run_cont, ScanMode.FLY: run_fly}
+    await engine[ScanMode(ctx.settings.mode)](ctx)
+
+
+# --- Step ------------------------------------------------------------------------------
+async def run_step(ctx: ScanContext) -> None:
+    s, plan = ctx.settings, ctx.plan
+    await ctx.camera.configure(
+        exposure=s.exposure, period=s.period, image_mode=ImageMode.MULTIPLE,
+        num_images=s.frames_per_point, trigger_mode=TriggerMode.INTERNAL,
+    )
+    collector = FrameCollector()
+    unsubscribe = ctx.camera.watch_frames(collector)
+    try:
+        ctx.running()
+        for index, target in enumerate(plan.set_positions):
+            await _step_point(ctx, collector, index, float(target))
+    finally:
+        unsubscribe()
+
+
+async def _step_point(ctx: ScanContext, collector: FrameCollector, index: int,
+                      target: float) -> None:
+    s, tally = ctx.settings, ctx.tally
+    try:
+        await ctx.motor.move(target, ctx.move_timeout(target))
+    except TimeoutError:
+        raise ScanFailed(f"motor {ctx.motor.name} did not reach point {index + 1} "
+                         f"({target:g}) in time") from None
+    if s.settle_time > 0:
+        await asyncio.sleep(s.settle_time)
+    position = ctx.motor.snapshot().position
+    before = await ctx.camera.frame_counter()
+    started = time.time()
+    try:
+        await ctx.camera.acquire(s.frames_per_point * s.period * 2 + ACQUIRE_MARGIN_S)
+    except TimeoutError:
+        raise ScanFailed(f"camera {ctx.camera.prefix} did not finish {s.frames_per_point} "
+                         f"frame(s) at point {index + 1}") from None
+    after = await ctx.camera.frame_counter()
+    if after > before:
+        await collector.wait_for_number(after, FRAME_CATCH_UP_S)
+    frames = collector.since(before)
+    got = max(after - before, 0)
+    tally.triggers += s.frames_per_point
+    tally.frames_acquired += got
+    tally.missed_frames += max(s.frames_per_point - got, 0)
+    arrays = tally.arrays
+    arrays.set_positions.append(target)
+    arrays.positions.append(position)
+    arrays.frame_numbers.append(after if got else -1)
+    arrays.timestamps.append(frames[0].timestamp if frames else started)
+    tally.point = index + 1
+    tally.progress = 100.0 * tally.point / s.num_points
+    ctx.report()
+
+
+# --- Cont ------------------------------------------------------------------------------
+async def _taxi(ctx: ScanContext) -> None:
+    """To the run-up position at the motor's own speed, then set the scan speed."""
+    plan = ctx.plan
+    try:
+        await ctx.motor.move(plan.taxi_start, ctx.move_timeout(plan.taxi_start))
+    except TimeoutError:
+        raise ScanFailed(f"motor {ctx.motor.name} did not reach the run-up position "
+                         f"{plan.taxi_start:g} in time") from None
+    await ctx.set_velocity(plan.velocity)
+
+
+def _on_frame(ctx: ScanContext) -> Callable[[Frame], None]:
+    def count(frame: Frame) -> None:
+        tally = ctx.tally
+        tally.frames_acquired += 1
+        tally.point = min(tally.frames_acquired, ctx.settings.num_points)
+        tally.progress = 100.0 * tally.point / ctx.settings.num_points
+        ctx.report()
+
+    return count
+
+
+async def _sweep(ctx: ScanContext) -> asyncio.Task:
+    plan = ctx.plan
+    timeout = ctx.move_timeout(plan.taxi_end, plan.velocity)
+    return asyncio.create_task(ctx.motor.move(plan.taxi_end, timeout))
+
+
+async def _finish_sweep(ctx: ScanContext, sweep: asyncio.Task) -> None:
+    try:
+        await sweep
+    except TimeoutError:
+        raise ScanFailed(f"motor {ctx.motor.name} did not reach the run-out position "
+                         f"{ctx.plan.taxi_end:g} in time") from None
+
+
+async def run_cont(ctx: ScanContext) -> None:
+    s, plan = ctx.settings, ctx.plan
+    await ctx.camera.configure(
+        exposure=s.exposure, period=s.period, image_mode=ImageMode.MULTIPLE,
+        num_images=s.num_points, trigger_mode=TriggerMode.INTERNAL,
+    )
+    await _taxi(ctx)
+    samples: list[tuple[float, float]] = []
+    before = await ctx.camera.frame_counter()
+    collector = FrameCollector(_on_frame(ctx), baseline=before)
+    unwatch_motor = ctx.motor.watch_position(lambda t, x: samples.append((t, x)))
+    unwatch_frames = ctx.camera.watch_frames(collector)
+    sweep: asyncio.Task | None = None
+    try:
+        ctx.running()
+        sweep = await _sweep(ctx)
+        # The motor passes Start once it has ramped up and covered the margin.
+        snap = ctx.motor.snapshot()
+        await asyncio.sleep(snap.acceleration_time + (plan.run_up / plan.velocity
+                                                      - snap.acceleration_time / 2))
+        await _acquire(ctx, s.num_points * s.period * 2 + ACQUIRE_MARGIN_S)
+        after = await ctx.camera.frame_counter()
+        if after > before:
+            await collector.wait_for_number(after, FRAME_CATCH_UP_S)
+        await _finish_sweep(ctx, sweep)
+        taken = await ctx.camera.images_counter()
+        frames = collector.since(before)
+        _record_cont(ctx, frames, samples, exposures=taken)
+    finally:
+        unwatch_motor()
+        unwatch_frames()
+        if sweep is not None and not sweep.done():
+            sweep.cancel()
+
+
+async def _acquire(ctx: ScanContext, timeout: float) -> None:
+    try:
+        await ctx.camera.acquire(timeout)
+    except TimeoutError:
+        raise ScanFailed(f"camera {ctx.camera.prefix} did not end its acquisition within "
+                         f"{timeout:.1f} s") from None
+
+
+def interpolate_positions(frame_times: list[float],
+                          samples: list[tuple[float, float]]) -> list[float]:
+    """Position at each frame time, linear between the readback samples around it."""
+    if not samples:
+        return [math.nan] * len(frame_times)
+    ordered = sorted(samples)
+    times = np.array([t for t, _ in ordered])
+    positions = np.array([x for _, x in ordered])
+    return list(np.interp(frame_times, times, positions))
+
+
+def _record_cont(ctx: ScanContext, frames: list[Frame], samples: list[tuple[float, float]],
+                 exposures: int) -> None:
+    tally, n = ctx.tally, ctx.settings.num_points
+    frames = frames[:n]
+    positions = interpolate_positions([f.timestamp for f in frames], samples)
+    arrays = tally.arrays
+    arrays.set_positions[:] = [float(x) for x in ctx.plan.set_positions[:len(frames)]]
+    arrays.positions[:] = positions
+    arrays.frame_numbers[:] = [f.number for f in frames]
+    arrays.timestamps[:] = [f.timestamp for f in frames]
+    tally.triggers = max(exposures, len(frames))
+    tally.frames_acquired = len(frames)
+    tally.missed_frames = max(n, tally.triggers) - len(frames)
+    tally.point = len(frames)
+    tally.progress = 100.0
+    ctx.report()
+
+
+# --- Fly -------------------------------------------------------------------------------
+async def run_fly(ctx: ScanContext) -> None:
+    s, plan = ctx.settings, ctx.plan
+    box = ctx.box
+    if box is None:
+        raise ScanFailed("a Fly scan needs a trigger box, and none is configured")
+    await box.disarm()
+    await ctx.camera.configure(
+        exposure=s.exposure, period=s.period, image_mode=ImageMode.MULTIPLE,
+        num_images=s.num_points, trigger_mode=TriggerMode.EXTERNAL,
+    )
+    await _taxi(ctx)
+    before = await ctx.camera.frame_counter()
+    collector = FrameCollector(_on_frame(ctx), baseline=before)
+    unwatch = ctx.camera.watch_frames(collector)
+    acquisition: asyncio.Task | None = None
+    try:
+        acquisition = asyncio.create_task(ctx.camera.acquire(_fly_timeout(ctx)))
+        await ctx.camera.wait_acquiring(ARM_TIMEOUT_S)
+        await box.arm(motor=ctx.motor.name, start=s.start, step=abs(plan.step),
+                      pulses=s.num_points, direction=plan.direction,
+                      pre_start=plan.run_up / 2, width=min(s.exposure, s.period / 2))
+        ctx.running()
+        await _finish_sweep(ctx, await _sweep(ctx))
+        await _end_fly_acquisition(ctx, acquisition)
+        after = await ctx.camera.frame_counter()
+        if after > before:
+            await collector.wait_for_number(after, FRAME_CATCH_UP_S)
+        produced = await box.produced()
+        pulses = await box.captured()
+        await box.disarm()
+        _record_fly(ctx, collector.since(before), pulses, produced)
+    finally:
+        unwatch()
+        if acquisition is not None and not acquisition.done():
+            acquisition.cancel()
+
+
+def _fly_timeout(ctx: ScanContext) -> float:
+    plan = ctx.plan
+    sweep = abs(plan.taxi_end - plan.taxi_start) / plan.velocity
+    return ctx.move_timeout(plan.taxi_start) + sweep * 2 + ACQUIRE_MARGIN_S
+
+
+async def _end_fly_acquisition(ctx: ScanContext, acquisition: asyncio.Task) -> None:
+    """The last frame needs exposure + readout after the last pulse; a camera still
+    waiting after that has missed triggers, so it is stopped."""
+    grace = ctx.settings.period + 0.5
+    done, _ = await asyncio.wait({acquisition}, timeout=grace)
+    if not done:
+        log.warning("camera %s still waiting for triggers after the sweep; stopping it",
+                    ctx.camera.prefix)
+        await ctx.camera.stop()
+        done, _ = await asyncio.wait({acquisition}, timeout=ARM_TIMEOUT_S)
+        if not done:
+            acquisition.cancel()
+            raise ScanFailed(f"camera {ctx.camera.prefix} did not stop when asked")
+    error = acquisition.exception() if not acquisition.cancelled() else None
+    if error is not None and not isinstance(error, TimeoutError):
+        raise error
+
+
+def match_frames(pulses: list[Pulse], frames: list[Frame], period: float) -> list[int]:
+    """The frame number that each pulse produced, -1 where none came.
+
+    With one frame per pulse they pair in order. Otherwise each pulse takes the first
+    unused frame stamped within half a period of it (a frame's timestamp is its trigger's
+    time on the camera's clock)."""
+    if len(frames) == len(pulses):
+        return [frame.number for frame in frames]
+    numbers: list[int] = []
+    unused = list(frames)
+    for pulse in pulses:
+        match = next((f for f in unused if abs(f.timestamp - pulse.timestamp) <= period / 2),
+                     None)
+        if match is None:
+            numbers.append(-1)
+        else:
+            unused.remove(match)
+            numbers.append(match.number)
+    return numbers
+
+
+def _record_fly(ctx: ScanContext, frames: list[Frame], pulses: list[Pulse],
+                produced: int) -> None:
+    tally, n = ctx.tally, ctx.settings.num_points
+    pulses = pulses[:n]
+    arrays = tally.arrays
+    arrays.set_positions[:] = [float(x) for x in ctx.plan.set_positions[:len(pulses)]]
+    arrays.positions[:] = [p.position for p in pulses]
+    arrays.timestamps[:] = [p.timestamp for p in pulses]
+    arrays.frame_numbers[:] = match_frames(pulses, frames, ctx.settings.period)
+    tally.triggers = produced
+    tally.frames_acquired = len(frames)
+    tally.missed_frames = max(produced - len(frames), 0) + max(n - produced, 0)
+    tally.point = len(pulses)
+    tally.progress = 100.0
+    ctx.report()
