@@ -254,6 +254,7 @@ class CameraGroup(PVGroup):
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.ca_context = None  # set by the server: lets replies follow monitor updates
 
     # --- in-process trigger input (the trigger box's output cable) --------------------
     def external_trigger(self, at: float) -> bool:
@@ -274,6 +275,7 @@ class CameraGroup(PVGroup):
             # put-callback completes when the acquisition ends.
             await instance.write("Acquire", verify_value=False)
             await self._idle.wait()
+            await self._flush()
             return "Done"
         self.model.stop(self.clock())
         await self._publish_state()
@@ -347,6 +349,13 @@ class CameraGroup(PVGroup):
         await self._publish_state()
         if not self.model.acquiring and not self._idle.is_set():
             self._idle.set()
+
+    async def _flush(self) -> None:
+        """The last frame's monitor update goes out before the put-callback reply."""
+        if self.ca_context is not None:
+            from . import caproto_fixes
+
+            await caproto_fixes.flush_updates(self.ca_context)
 
     async def _publish_state(self) -> None:
         state = STATE_LABELS[self.model.state]

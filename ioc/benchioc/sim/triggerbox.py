@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty
@@ -294,6 +294,32 @@ class TriggerBoxGroup(PVGroup):
     def deliver(self, at: float) -> None:
         if self.trigger_sink is not None:
             self.trigger_sink(at)
+
+
+class SimMotorPositions:
+    """A PositionSource over the motor simulation: wall time in, user position out.
+
+    The motor physics runs on simulated seconds (real monotonic time x time scale);
+    a wall-clock time is mapped onto it through the current offset between the two."""
+
+    def __init__(self, motors: Mapping[str, Any]) -> None:
+        self.motors = motors
+
+    def position_at(self, motor: str, t: float) -> float:
+        sim = self.motors[motor]
+        sim_time = sim.clock() - (time.time() - t) * sim.clock.time_scale
+        return sim.user_position_at(sim_time)
+
+
+def detector_groups(config: Any, motors: Mapping[str, Any], time_scale: float) -> list:
+    """The simulated camera and trigger box (a GroupFactory of sim.server): the box
+    compares the positions of the simulated motors and triggers the camera in-process."""
+    from .camera import CameraGroup
+
+    camera = CameraGroup(prefix=config.detector.prefix, time_scale=time_scale)
+    box = TriggerBoxGroup(prefix=config.trigger.prefix, positions=SimMotorPositions(motors),
+                          trigger_sink=camera.external_trigger)
+    return [camera, box]
 
 
 class MappingPositions:
