@@ -54,7 +54,14 @@ def motor_groups(config: BenchConfig, motors: dict[str, MotorSim], time_scale: f
     ]
 
 
-GROUP_FACTORIES: list[GroupFactory] = [motor_groups]
+def detector_groups(config: BenchConfig, motors: dict[str, MotorSim], time_scale: float):
+    """The camera and the trigger box (sim/camera.py, sim/triggerbox.py)."""
+    from .triggerbox import detector_groups as build
+
+    return build(config, motors, time_scale)
+
+
+GROUP_FACTORIES: list[GroupFactory] = [motor_groups, detector_groups]
 
 
 class BenchSim:
