@@ -745,6 +745,8 @@ class _Procedure:
             await asyncio.wait_for(self.motor.stop(), _CLEANUP_TIMEOUT)
         except Exception as error:  # clean-up goes on whatever broke
             problems.append(f"STOP failed ({_reason(error)})")
+        else:
+            problems += await self.confirm_stopped()
         if self.saved_dial_limits is not None and not self.final_limits_set:
             dllm, dhlm = self.saved_dial_limits
             try:
@@ -754,6 +756,21 @@ class _Procedure:
                     f"soft limits NOT restored to DLLM={dllm:g} DHLM={dhlm:g} ({_reason(error)})"
                 )
         return problems
+
+    async def confirm_stopped(self) -> list[str]:
+        """STOP is a request: a controller that ignores it leaves the axis moving, and
+        "motor stopped" must not be claimed then."""
+        timeout = max(self.status.accl, 0.0) + _TIMEOUT_MARGIN
+        try:
+            await self.motor.wait_for(lambda s: s.dmov, timeout, "the motor to stop")
+        except MotorTimeout:
+            status = self.status
+            return [f"the motor did not stop after STOP: still moving (DMOV=0) at"
+                    f" {status.fmt(status.rbv)} {timeout:.3g} s later; stop it at the"
+                    f" controller"]
+        except Exception as error:  # e.g. disconnected: the stop cannot be confirmed
+            return [f"stop not confirmed ({_reason(error)})"]
+        return []
 
     def cleanup_words(self, problems: list[str]) -> str:
         if not self.acted:
@@ -842,7 +859,8 @@ class MotorHoming:
         self._abort_requested = False
 
     def subscribe(self, callback: Callable[[HomingUpdate], None]) -> None:
-        """callback(update) on every state, progress or message change."""
+        """callback(update) on every state, progress or message change, and once more
+        (repeating the last update) when busy goes back to False at the end."""
         self._subscribers.append(callback)
 
     def restore(self, homed: bool, last_homed: str | datetime | None = None) -> None:
