@@ -232,6 +232,12 @@ class EpicsMotor:
     async def _read_pair(self, fields: tuple[str, str]) -> tuple[float, float]:
         """Read the limits now: the monitored ones may lag a write made a moment ago."""
         pvs = [self.pv(field) for field in fields]
+        if not self.status.connected:
+            # a caget would wait out put_timeout for a record we know is gone, holding
+            # a failed homing's clean-up (and its Failed report) for that long
+            raise MotorDisconnected(
+                f"{self.name}: motor record {self.pv_root} not connected; cannot read"
+                f" {', '.join(pvs)}")
         try:
             low, high = await caget(pvs, timeout=self.put_timeout)
         except CANothing as error:
