@@ -299,16 +299,22 @@ class TriggerBoxGroup(PVGroup):
 class SimMotorPositions:
     """A PositionSource over the motor simulation: wall time in, user position out.
 
-    The motor physics runs on simulated seconds (real monotonic time x time scale);
-    a wall-clock time is mapped onto it through the current offset between the two."""
+    The motor physics runs on simulated seconds (monotonic time x time scale). The wall
+    time of simulated time zero is taken once, so that every lookup (and every step of
+    a bisection) uses the same mapping; reading two clocks per call would add their
+    jitter to the crossing times."""
 
     def __init__(self, motors: Mapping[str, Any]) -> None:
         self.motors = motors
+        self._origins: dict[str, tuple[float, float]] = {}
 
     def position_at(self, motor: str, t: float) -> float:
         sim = self.motors[motor]
-        sim_time = sim.clock() - (time.time() - t) * sim.clock.time_scale
-        return sim.user_position_at(sim_time)
+        if motor not in self._origins:
+            scale = sim.clock.time_scale
+            self._origins[motor] = (time.time() - sim.clock() / scale, scale)
+        origin, scale = self._origins[motor]
+        return sim.user_position_at((t - origin) * scale)
 
 
 def detector_groups(config: Any, motors: Mapping[str, Any], time_scale: float) -> list:

@@ -1,0 +1,90 @@
+"""Run one sync scan from the command line over CA (no IOC): a bench check and the
+harness of the sync integration tests.
+
+    python -m benchioc.sync --config configs/bench.yaml --motor A --mode Fly \
+        --start 0 --end 2 --points 11 --exposure 0.01 --period 0.05 --no-require-homed
+
+Prints the final update as one JSON line; exit 0 for Done, 1 otherwise, 2 if refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..config import ConfigError, load
+from ..motor import EpicsMotor
+from .clients import build_controller
+from .model import ScanMode, ScanRefused, ScanState
+
+log = logging.getLogger(__name__)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchioc.sync", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/bench.yaml"))
+    parser.add_argument("--motor", required=True)
+    parser.add_argument("--mode", choices=[m.label for m in ScanMode], default="Step")
+    parser.add_argument("--start", type=float, required=True)
+    parser.add_argument("--end", type=float, required=True)
+    parser.add_argument("--points", type=int, default=11)
+    parser.add_argument("--frames-per-point", type=int, default=1)
+    parser.add_argument("--exposure", type=float, default=0.01)
+    parser.add_argument("--period", type=float, default=0.05)
+    parser.add_argument("--settle", type=float, default=0.0)
+    parser.add_argument("--no-require-homed", action="store_true")
+    parser.add_argument("--timeout", type=float, default=5.0, help="CA connection timeout")
+    return parser.parse_args(argv)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    document = load(args.config)
+    config = document.config
+    if args.motor not in config.motors:
+        print(f"no motor {args.motor!r} in {args.config}", file=sys.stderr)
+        return 2
+    motor = EpicsMotor(args.motor, config.motors[args.motor].pv_root)
+    await motor.connect(args.timeout)
+    controller = build_controller(config, {args.motor: motor},
+                                  config_dir=args.config.resolve().parent,
+                                  is_homed=lambda name: False)
+    await controller.camera.connect(args.timeout)
+    await controller.box.connect(args.timeout)
+    controller.update(
+        mode=ScanMode[args.mode.upper()], motor=args.motor, start=args.start, end=args.end,
+        num_points=args.points, frames_per_point=args.frames_per_point,
+        exposure=args.exposure, period=args.period, settle_time=args.settle,
+        require_homed=not args.no_require_homed,
+    )
+    try:
+        result = await controller.run()
+    except ScanRefused as refusal:
+        print(json.dumps({"refused": str(refusal)}), flush=True)
+        return 2
+    finally:
+        motor.close()
+    record = dataclasses.asdict(result)
+    record["state"] = result.state.label
+    print(json.dumps(record), flush=True)
+    return 0 if result.state == ScanState.DONE else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = _parse(argv)
+    try:
+        return asyncio.run(_run(args))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
