@@ -59,7 +59,7 @@ class MotorConfig(_Strict):
     @field_validator("pv_root")
     @classmethod
     def _pv_root_syntax(cls, value: str) -> str:
-        if not PV_ROOT_RE.match(value):
+        if not PV_ROOT_RE.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a PV root: use 1-39 of A-Z a-z 0-9 _ : ; - [ ] < >"
                 " (no spaces, quotes or '.')"
@@ -95,7 +95,7 @@ class IocConfig(_Strict):
     @field_validator("prefix")
     @classmethod
     def _prefix_syntax(cls, value: str) -> str:
-        if not PREFIX_RE.match(value):
+        if not PREFIX_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a PV prefix (no spaces, quotes or '.')")
         return value
 
@@ -184,7 +184,7 @@ class BenchConfig(_Strict):
 
 
 def check_motor_name(name: str) -> str:
-    if not MOTOR_NAME_RE.match(name):
+    if not MOTOR_NAME_RE.fullmatch(name):
         raise ValueError(f"motor name {name!r} must be 1-16 of A-Z a-z 0-9 _ -")
     if name.lower() == "all":
         raise ValueError("'all' is reserved: it means every motor")
