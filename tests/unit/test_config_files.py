@@ -1,0 +1,120 @@
+"""Broken config files: a clear error naming the line or the key, exit code 2, and the
+file left exactly as it was (bench-ioc and motion-box alike)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchioc import config as cfg
+
+BIN = Path(sys.executable).parent
+GOOD_JSON = {"general": {"tolerance": 0.5},
+             "motors": {"A": {"pv_root": "SIM:A", "lo_lim": -40, "hi_lim": 40, "center": 0}}}
+
+
+def _yaml_bench(repo_root: Path) -> str:
+    return (repo_root / "configs" / "bench.yaml").read_text()
+
+
+def broken_files(repo_root: Path) -> dict[str, tuple[str, bytes, str]]:
+    """name -> (file name, content, words the error must hold)."""
+    yaml_text = _yaml_bench(repo_root)
+    json_text = json.dumps(GOOD_JSON, indent=4)
+    return {
+        "empty": ("bench.yaml", b"", "empty"),
+        "blank": ("bench.json", b"  \n\n", "empty"),
+        "truncated_json": ("bench.json", json_text[: len(json_text) // 2].encode(), "line"),
+        "truncated_yaml": ("bench.yaml", yaml_text[: yaml_text.index("B: {") + 12].encode(),
+                           "line"),
+        "not_utf8": ("bench.yaml", yaml_text.encode()[:200] + b"\xff\xfe" + b"x: 1\n",
+                     "not UTF-8 text (bad byte at line"),
+        "latin1_json": ("bench.json", '{"general": {"tolerance": 0.5}, "é": 1}'.encode("latin-1"),
+                        "not UTF-8"),
+        "deep_json": ("bench.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        "deep_yaml": ("bench.yaml", b"a: " + b"[" * 50_000 + b"]" * 50_000 + b"\n", ""),
+        "huge": ("bench.yaml", b"# padding\n" * 150_000, "too large"),
+        "unknown_top_key": ("bench.yaml", yaml_text.encode() + b"colour: blue\n",
+                            "colour: unknown key"),
+        "unknown_motor_key": ("bench.json", json.dumps(
+            {"motors": {"A": {**GOOD_JSON["motors"]["A"], "speed": 3}}}).encode(),
+            "motors.A.speed: unknown key"),
+        "unknown_ioc_key": ("bench.yaml", yaml_text.replace(
+            "connection_timeout: 5", "conection_timeout: 5").encode(),
+            "ioc.conection_timeout: unknown key"),
+        "list_top": ("bench.yaml", b"- a\n- b\n", "mapping"),
+        "bad_yaml_tab": ("bench.yaml", b"general:\n\ttolerance: 1\n", "line 2"),
+        "newline_in_pv_root": ("bench.json", json.dumps(
+            {"motors": {"A": {**GOOD_JSON["motors"]["A"], "pv_root": "SIM:A\n"}}}).encode(),
+            "motors.A.pv_root"),
+        "newline_in_motor_name": ("bench.json", json.dumps(
+            {"motors": {"A\n": GOOD_JSON["motors"]["A"]}}).encode(), "motor name"),
+        "newline_in_prefix": ("bench.yaml", yaml_text.replace(
+            'prefix: "BENCH:"', 'prefix: "BENCH:\\n"').encode(), "ioc.prefix"),
+    }
+
+
+CASES = list(broken_files(Path(__file__).resolve().parents[2]))
+
+
+@pytest.fixture(params=CASES)
+def broken(request, repo_root, tmp_path) -> tuple[Path, str]:
+    name, content, words = broken_files(repo_root)[request.param]
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path, words
+
+
+def test_load_refuses_with_words_naming_the_place(broken):
+    path, words = broken
+    with pytest.raises(cfg.ConfigError) as error:
+        cfg.load(path)
+    text = str(error.value)
+    assert str(path) in text and words in text, text
+    assert "\n" not in text.strip() or len(text) < 2000
+
+
+def run_command(command: str, path: Path, capsys) -> tuple[int, str]:
+    """The console script's entry point in this process (fast); its exit code and stderr."""
+    from benchioc import cli, motionbox
+
+    if command == "bench-ioc":
+        with pytest.raises(SystemExit) as exit_info:
+            cli.bench_ioc_main(["--config", str(path)])
+        code = exit_info.value.code
+    else:
+        code = motionbox.main([command.split()[1], str(path)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["bench-ioc", "motion-box validate", "motion-box list"])
+def test_commands_exit_2_and_leave_the_file_untouched(broken, command, capsys):
+    path, words = broken
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    code, stderr = run_command(command, path, capsys)
+    assert code == 2, stderr
+    assert words in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    # nothing else created beside it: no autosave, no temporary file
+    assert sorted(p.name for p in path.parent.iterdir()
+                  if not p.name.startswith(f".{path.name}.lock")) == [path.name]
+
+
+def test_installed_bench_ioc_exits_2_on_a_broken_file(tmp_path):
+    path = tmp_path / "bench.yaml"
+    path.write_bytes(b"general:\n  tolerance: [1\n")
+    result = subprocess.run([str(BIN / "bench-ioc"), "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "not valid YAML at line" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("value", ["SIM:A\n", "SIM:A\r", "SIM A", "SIM:A.VAL", 'SIM:"A',
+                                   "../SIM", "/etc/x", "", "x" * 40])
+def test_pv_root_must_be_a_whole_pv_name(value):
+    with pytest.raises(cfg.ConfigError, match="pv_root"):
+        cfg.motor_config({**GOOD_JSON["motors"]["A"], "pv_root": value}, "motor A")
