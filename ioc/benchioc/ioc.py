@@ -89,6 +89,7 @@ class Bench:
     records: dict[str, Any] = field(default_factory=dict)
     motors: dict[str, MotorBinding] = field(default_factory=dict)
     homing: BenchHoming | None = None
+    sync: Any = None  # scanrecords.SyncBinding: the $(P)Sync: records
     restart_requested: bool = False
     on_restart: Callable[[], None] | None = None  # re-serve a changed motor set
 
@@ -194,6 +195,8 @@ class MotorBinding:
         try:
             await self.motor.connect(self.bench.config.ioc.connection_timeout)
             self.message(f"connected to {self.motor.pv_root}")
+            if self.bench.sync is not None:
+                self.bench.sync.refresh_preview()  # the scan preview needs VELO, ACCL...
         except Exception as error:  # noqa: BLE001 - any failure is shown, CA keeps trying
             self.message(f"{error}; will connect when it appears", error=True)
 
@@ -204,6 +207,11 @@ class MotorBinding:
             self.motor.close()
         self.motor = EpicsMotor(self.name, pv_root, on_change=self._on_motor)
         self.homing.motor = self.motor
+        sync = self.bench.sync.controller if self.bench.sync else None
+        if sync is not None:
+            from .sync.clients import EpicsMotorSync
+
+            sync.motors[self.name] = EpicsMotorSync(self.motor)
         self.rec("Connected").set(0)
         await self._connect()
 
@@ -379,11 +387,15 @@ def _home_all_handler(bench: Bench, direction: Direction):
 
 def build_records(bench: Bench) -> None:
     """Create every record for the current config (before iocInit)."""
+    from .scanrecords import SyncBinding
+
     build_bench_records(bench)
     for name in bench.config.motors:
         binding = MotorBinding(bench, name)
         binding.build()
         bench.motors[name] = binding
+    bench.sync = SyncBinding(bench)
+    bench.sync.build()
 
 
 async def start_engines(bench: Bench) -> None:
@@ -395,10 +407,23 @@ async def start_engines(bench: Bench) -> None:
         max_parallel=bench.config.homing.max_parallel,
     )
     bench.update_summary()
+    bench.sync.start(_sync_controller(bench))
     bench.bench_message(
         f"serving {len(bench.motors)} motors ({', '.join(bench.motors) or 'none'}) "
         f"from {bench.doc.path}")
     asyncio.create_task(_heartbeat(bench))
+
+
+def _sync_controller(bench: Bench):
+    from .sync.clients import build_controller
+
+    def is_homed(name: str) -> bool:
+        homing = bench.motors[name].homing
+        return homing is not None and homing.state is HomingState.HOMED
+
+    return build_controller(
+        bench.config, {name: b.motor for name, b in bench.motors.items() if b.motor},
+        config_dir=bench.doc.path.resolve().parent, is_homed=is_homed)
 
 
 async def _heartbeat(bench: Bench) -> None:
@@ -552,6 +577,8 @@ def load_access_security(path: Path) -> None:
 
 
 async def stop_all(bench: Bench, grace: float = 5.0) -> None:
+    if bench.sync is not None and bench.sync.controller is not None:
+        bench.sync.controller.abort()
     if bench.homing is None or not bench.homing.busy:
         return
     bench.homing.abort_all()

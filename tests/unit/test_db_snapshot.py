@@ -25,5 +25,5 @@ def test_snapshot_holds_every_spec_record(repo_root):
     text = (repo_root / "db" / "bench.db").read_text()
     names = {line.split('"')[1] for line in text.splitlines() if line.startswith("record(")}
     expected = {served.name for served in
-                pvs.served(doc.config.ioc.prefix, list(doc.config.motors), with_sync=False)}
+                pvs.served(doc.config.ioc.prefix, list(doc.config.motors))}
     assert expected <= names
