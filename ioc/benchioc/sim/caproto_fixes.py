@@ -17,6 +17,14 @@ Both defects were measured on these machines (see the project's design notes):
    never cancels), and if the wait gives up, cancel the getter and keep any item it
    obtained anyway.
 
+3. The asyncio server's TCP sockets keep Nagle's algorithm on: asyncio sets TCP_NODELAY
+   only on sockets made with proto=IPPROTO_TCP, and caproto binds its listening socket
+   with proto 0, so accepted sockets inherit neither. A write reply followed by a
+   monitor update (two small sends) then waits for the client's delayed ACK: every
+   second put-callback took 40-44 ms instead of 1-3 ms (measured with pyepics and with
+   the IOC's aioca client). Fix: set TCP_NODELAY on each accepted socket, as libca and
+   rsrv do.
+
 The batching delay is also forced to 0 here (the module reads the environment variable
 at import, which may precede the loopback environment being applied).
 """
@@ -24,7 +32,9 @@ at import, which may precede the loopback environment being applied).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +106,19 @@ async def flush_updates(context, max_rounds: int = 200) -> None:
     await asyncio.sleep(0)  # the circuit loop that took the last item writes it now
 
 
+def _with_nodelay(original_init):
+    """_TransportWrapper.__init__ that also switches Nagle's algorithm off."""
+
+    def __init__(self, reader, writer) -> None:
+        original_init(self, reader, writer)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    return __init__
+
+
 def apply() -> None:
     """Patch caproto's server classes (idempotent)."""
     global _applied
@@ -103,6 +126,7 @@ def apply() -> None:
         return
     import caproto
     from caproto.asyncio import server as asyncio_server
+    from caproto.asyncio import utils as asyncio_utils
     from caproto.server import common
 
     if caproto.__version__ != CAPROTO_VERSION:
@@ -111,4 +135,6 @@ def apply() -> None:
     common.Context._subscription_queue_iteration = _subscription_queue_iteration
     asyncio_server.VirtualCircuit.get_from_sub_queue = _get_from_sub_queue
     common.HIGH_LOAD_TIMEOUT = 0.0
+    wrapper = asyncio_utils._TransportWrapper
+    wrapper.__init__ = _with_nodelay(wrapper.__init__)
     _applied = True
