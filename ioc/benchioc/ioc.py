@@ -150,7 +150,7 @@ class MotorBinding:
                       "on_update": self._config_put("hi_lim")},
             "HomeHi": {"on_update": self._home_handler(Direction.HI)},
             "HomeLo": {"on_update": self._home_handler(Direction.LO)},
-            "Abort": {"on_update": self._abort},
+            "Abort": {"on_update": self.abort},
         }
         entry = self.bench.config.motors[self.name]
         saved = self.bench.store.get(self.name)
@@ -261,9 +261,16 @@ class MotorBinding:
 
         return home
 
-    def _abort(self, _value: Any) -> None:
-        if self.homing is not None:
+    async def abort(self, _value: Any = None) -> None:
+        """Abort means "stop this motor", whether or not a homing is running."""
+        if self.homing is not None and self.homing.busy:
             self.homing.abort()
+        elif self.motor is not None:
+            try:
+                await self.motor.stop()
+                self.message(f"{self.name}: STOP sent (no homing was running)")
+            except Exception as error:  # noqa: BLE001 - shown on Message
+                self.message(f"{self.name}: STOP could not be sent: {error}", error=True)
 
     def _validate_config(self, key: str):
         def validate(_record, value: Any) -> bool:
@@ -321,7 +328,7 @@ def build_bench_records(bench: Bench) -> None:
                       "on_update": _tolerance_put(bench)},
         "HomeAllHi": {"on_update": _home_all_handler(bench, Direction.HI)},
         "HomeAllLo": {"on_update": _home_all_handler(bench, Direction.LO)},
-        "AbortAll": {"on_update": lambda _v: bench.homing and bench.homing.abort_all()},
+        "AbortAll": {"on_update": _abort_all_handler(bench)},
     }
     initial = {
         "Tolerance": config.tolerance,
@@ -331,6 +338,17 @@ def build_bench_records(bench: Bench) -> None:
     for pv in BENCH_PVS:
         bench.add_record(pv, Scope.BENCH, initial=initial.get(pv.name),
                          **handlers.get(pv.name, {}))
+
+
+def _abort_all_handler(bench: Bench):
+    async def abort_all(_value: Any) -> None:
+        if bench.sync is not None and bench.sync.controller is not None:
+            bench.sync.controller.abort()
+        await asyncio.gather(*(binding.abort() for binding in bench.motors.values()))
+        if bench.homing is not None:
+            bench.homing.abort_all()  # also keeps queued motors of a HomeAll from starting
+
+    return abort_all
 
 
 def _validate_tolerance(bench: Bench):
