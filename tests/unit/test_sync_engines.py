@@ -322,3 +322,11 @@ def test_frames_match_pulses_by_time_when_some_are_missing() -> None:
     pulses = [Pulse(0, 1.0), Pulse(1, 1.1), Pulse(2, 1.2)]
     frames = [Frame(7, 1.0), Frame(8, 1.2001)]
     assert match_frames(pulses, frames, period=0.1) == [7, -1, 8]
+
+
+def test_frames_match_the_nearest_pulse_when_pulses_come_faster_than_the_period() -> None:
+    # A sim at 5x speed: pulses 10 ms apart on the wall clock for a 50 ms period; the
+    # first pulse was lost, so its neighbour's frame must not slide onto it.
+    pulses = [Pulse(i, 1.0 + 0.01 * i) for i in range(4)]
+    frames = [Frame(n, 1.0 + 0.01 * i) for n, i in ((11, 1), (12, 2), (13, 3))]
+    assert match_frames(pulses, frames, period=0.05) == [-1, 11, 12, 13]

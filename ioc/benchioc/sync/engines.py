@@ -227,16 +227,15 @@ async def run_cont(ctx: ScanContext) -> None:
     samples: list[tuple[float, float]] = []
     before = await ctx.camera.frame_counter()
     collector = FrameCollector(_on_frame(ctx), baseline=before)
-    unwatch_motor = ctx.motor.watch_position(lambda t, x: samples.append((t, x)))
+    start_watch = StartWatch(plan, ctx.motor.snapshot().acceleration_time)
+    unwatch_motor = ctx.motor.watch_position(
+        lambda t, x: (samples.append((t, x)), start_watch(t, x)))
     unwatch_frames = ctx.camera.watch_frames(collector)
     sweep: asyncio.Task | None = None
     try:
         ctx.running()
         sweep = await _sweep(ctx)
-        # The motor passes Start once it has ramped up and covered the margin.
-        snap = ctx.motor.snapshot()
-        await asyncio.sleep(snap.acceleration_time + (plan.run_up / plan.velocity
-                                                      - snap.acceleration_time / 2))
+        await _wait_for_start(ctx, start_watch, sweep)
         await _acquire(ctx, s.num_points * s.period * 2 + ACQUIRE_MARGIN_S)
         after = await ctx.camera.frame_counter()
         if after > before:
@@ -250,6 +249,63 @@ async def run_cont(ctx: ScanContext) -> None:
         unwatch_frames()
         if sweep is not None and not sweep.done():
             sweep.cancel()
+
+
+class StartWatch:
+    """When will the sweeping motor pass Start? Told by its readbacks, not by a clock.
+
+    Once a readback lies beyond the end of the acceleration ramp, the motor moves at
+    constant speed; the speed measured between the last two readbacks (on the motor's
+    own timestamps) gives the time left until Start. This holds whatever the controller's
+    real ramp and whatever the simulation's time scale, where a sleep computed from ACCL
+    and VELO would not."""
+
+    def __init__(self, plan: ScanPlan, acceleration_time: float) -> None:
+        self.start = float(plan.set_positions[0])
+        self.direction = plan.direction
+        self.ramp_end = plan.taxi_start + plan.direction * plan.velocity \
+            * acceleration_time / 2
+        self.cruising = asyncio.Event()
+        self._last: tuple[float, float] | None = None
+        self.speed = 0.0  # position units per second of the readback timestamps
+        self.position = math.nan
+        self.arrived = 0.0  # loop time at which that readback arrived
+
+    def __call__(self, timestamp: float, position: float) -> None:
+        last, self._last = self._last, (timestamp, position)
+        if self.cruising.is_set() or last is None:
+            return
+        beyond_ramp = (position - self.ramp_end) * self.direction >= 0
+        moved = (position - last[1]) * self.direction > 0
+        if beyond_ramp and moved and timestamp > last[0]:
+            self.speed = abs(position - last[1]) / (timestamp - last[0])
+            self.position = position
+            self.arrived = asyncio.get_running_loop().time()
+            self.cruising.set()
+
+    def delay(self) -> float:
+        """Seconds from now until the motor passes Start (0 if it already has)."""
+        ahead = (self.start - self.position) * self.direction
+        elapsed = asyncio.get_running_loop().time() - self.arrived
+        return max(ahead / self.speed - elapsed, 0.0) if self.speed > 0 else 0.0
+
+
+async def _wait_for_start(ctx: ScanContext, watch: StartWatch, sweep: asyncio.Task) -> None:
+    """Sleep until the motor passes Start; fail if it never reaches constant speed."""
+    cruising = asyncio.create_task(watch.cruising.wait())
+    timeout = ctx.move_timeout(ctx.plan.taxi_end, ctx.plan.velocity)
+    try:
+        await asyncio.wait({cruising, sweep}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        cruising.cancel()
+    if not watch.cruising.is_set():
+        if sweep.done() and sweep.exception() is not None:
+            await _finish_sweep(ctx, sweep)  # raises the motor's failure in words
+        raise ScanFailed(
+            f"motor {ctx.motor.name} did not report constant speed past "
+            f"{watch.ramp_end:g} before Start {watch.start:g}; no frames were taken")
+    await asyncio.sleep(watch.delay())
 
 
 async def _acquire(ctx: ScanContext, timeout: float) -> None:
@@ -354,21 +410,23 @@ async def _end_fly_acquisition(ctx: ScanContext, acquisition: asyncio.Task) -> N
 def match_frames(pulses: list[Pulse], frames: list[Frame], period: float) -> list[int]:
     """The frame number that each pulse produced, -1 where none came.
 
-    With one frame per pulse they pair in order. Otherwise each pulse takes the first
-    unused frame stamped within half a period of it (a frame's timestamp is its trigger's
-    time on the camera's clock)."""
+    With one frame per pulse they pair in order. Otherwise each frame goes to the pulse
+    nearest in time (a frame's timestamp is its trigger's time on the camera's clock),
+    if that is within half a period and within half the gap to the neighbouring pulses:
+    the gap bound keeps a frame from sliding onto the pulse before it when the clocks
+    run faster than the settings say (a simulation's time scale)."""
     if len(frames) == len(pulses):
         return [frame.number for frame in frames]
-    numbers: list[int] = []
-    unused = list(frames)
-    for pulse in pulses:
-        match = next((f for f in unused if abs(f.timestamp - pulse.timestamp) <= period / 2),
-                     None)
-        if match is None:
-            numbers.append(-1)
-        else:
-            unused.remove(match)
-            numbers.append(match.number)
+    times = np.array([pulse.timestamp for pulse in pulses])
+    gaps = np.diff(times)
+    limit = min([period / 2, *(gaps[gaps > 0] / 2)]) if len(pulses) else 0.0
+    numbers = [-1] * len(pulses)
+    for frame in frames:
+        if not len(pulses):
+            break
+        nearest = int(np.argmin(np.abs(times - frame.timestamp)))
+        if abs(times[nearest] - frame.timestamp) <= limit and numbers[nearest] == -1:
+            numbers[nearest] = frame.number
     return numbers
 
 

@@ -1,0 +1,312 @@
+"""Detector-synchronised scans through the IOC's `$(P)Sync:` records, over real CA.
+
+`bench-ioc --sim` runs as a subprocess (motors, camera, trigger box simulated at a time
+scale of 5); the tests drive it with the real `caput -c`, `caget` and `camonitor`, as
+a user at a terminal would. Each mode runs to Done and its arrays and scan file are
+checked; invalid settings are refused with a message; abort, a busy Run and a dropped
+trigger pulse end as they should.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from camon import CaMonitor
+from iocharness import BIN, IocProcess
+
+pytestmark = pytest.mark.integration
+
+TIME_SCALE = 5
+ROOT = "SIM:A"  # motor A of configs/bench.yaml: VELO 10 mm/s, ACCL 0.2 s, VMAX 20 mm/s
+VELO = 10.0
+BOX = "SIM:PANDA:PCOMP1:"
+EMBARGO_YEARS = 3  # configs/bench.yaml data.embargo_years
+
+# How far a measured position may lie from its set position, per mode:
+# Step: the put-callback move ends on the point (the sim's readback resolution).
+# Cont: the camera is started from the readback monitor; a few ms of CA and scheduling
+#   jitter at the sim's 5x speed is a few hundredths of a mm at 1 mm/s. A quarter of
+#   the 0.2 mm step still ties every frame to its own point.
+# Fly: the box captures the position at the compare crossing itself.
+TOLERANCE = {"Step": 1e-3, "Cont": 0.05, "Fly": 1e-4}
+
+BASE = {"Motor": "A", "Start": "0", "End": "2", "NumPoints": "11", "FramesPerPoint": "1",
+        "Exposure": "0.01", "Period": "0.05", "SettleTime": "0", "RequireHomed": "0"}
+# Cont: 0.2 mm every 0.2 s (1 mm/s), so software timing is small against the step.
+MODES = {"Step": {}, "Cont": {"Period": "0.2"}, "Fly": {}}
+
+
+@pytest.fixture(scope="module")
+def ioc(repo_root, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("syncioc")
+    config = folder / "bench.yaml"
+    shutil.copy(repo_root / "configs" / "bench.yaml", config)
+    process = IocProcess(config, time_scale=TIME_SCALE)
+    try:
+        # The ready line comes before the motors connect; a scan needs motor A.
+        with CaMonitor(process.env, process.pv("A:Connected")) as connected:
+            connected.wait_value(process.pv("A:Connected"), "Yes", timeout=30)
+        yield process
+    finally:
+        process.stop()
+
+
+# --- helpers ---------------------------------------------------------------------------
+def put(ioc: IocProcess, name: str, value: str) -> None:
+    result = ioc.caput(name, value, timeout=10)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def sim_put(ioc: IocProcess, pv: str, value: str) -> None:
+    result = ioc.run_tool("caput", "-t", "-c", "-w", "10", pv, value)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def sim_get(ioc: IocProcess, *pvs: str) -> list[float]:
+    result = ioc.run_tool("caget", "-w", "5", "-t", *pvs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [float(v) for v in result.stdout.split()]
+
+
+def configure(ioc: IocProcess, mode: str, **changes: str) -> None:
+    """Every setting, so no test depends on what the one before left."""
+    put(ioc, "Sync:Mode", mode)
+    for name, value in {**BASE, **changes}.items():
+        put(ioc, f"Sync:{name}", value)
+
+
+def text(ioc: IocProcess, name: str) -> str:
+    """A long string record's text (caget -S escapes quotes and backslashes)."""
+    (value,) = ioc.caget(name, options=("-t", "-S"))
+    return value.encode().decode("unicode_escape")
+
+
+def array(ioc: IocProcess, name: str, count: int) -> np.ndarray:
+    (line,) = ioc.caget(f"Sync:{name}", options=("-t", "-#", str(count), "-g", "17"))
+    values = line.split()
+    assert int(values[0]) == count
+    return np.array([float(v) for v in values[1:]])
+
+
+def run_scan(ioc: IocProcess) -> tuple[list[str], str]:
+    """`caput -c Sync:Run 1`; the State updates seen and the State right after caput."""
+    state_pv = ioc.pv("Sync:State")
+    with CaMonitor(ioc.env, state_pv) as states:
+        states.wait_for(state_pv, lambda _: True, timeout=10)  # connected
+        result = ioc.caput("Sync:Run", "1", timeout=60)
+        (state_after,) = ioc.caget("Sync:State")
+        assert result.returncode == 0, result.stdout + result.stderr
+        states.wait_for(state_pv, lambda v: v in ("Done", "Aborted", "Failed"),
+                        timeout=10, start=1)
+        return states.values(state_pv), state_after
+
+
+def check_file(ioc: IocProcess, mode: str, arrays: dict[str, np.ndarray]) -> None:
+    path = Path(text(ioc, "Sync:DataFile"))
+    assert path.parent == ioc.config.parent / "data"
+    sidecar = path.with_name(path.name + ".sha256")
+    digest, name = sidecar.read_text().split()
+    assert (digest, name) == (hashlib.sha256(path.read_bytes()).hexdigest(), path.name)
+    with h5py.File(path) as h5:
+        entry = h5["entry"]
+        assert entry.attrs["NX_class"] == "NXentry"
+        assert entry["entry_identifier"].asstr()[()] == text(ioc, "Sync:ScanId")
+        assert entry["data_policy/persistent_identifier"].asstr()[()] == \
+            text(ioc, "Sync:ScanId")
+        assert entry["outcome"].asstr()[()] == "Done"
+        assert entry["scan_settings/mode"].asstr()[()] == mode
+        start = dt.datetime.fromisoformat(entry["start_time"].asstr()[()])
+        embargo = dt.datetime.fromisoformat(entry["data_policy/embargo_until"].asstr()[()])
+        assert embargo == start.replace(year=start.year + EMBARGO_YEARS)
+        data = entry["data"]
+        assert data.attrs["NX_class"] == "NXdata"
+        for name, values in arrays.items():
+            np.testing.assert_allclose(data[name][()], values, rtol=1e-15, err_msg=name)
+        assert entry["instrument/motor_A/record_fields/VELO"][()] == VELO
+
+
+# --- each mode to Done -----------------------------------------------------------------
+@pytest.mark.parametrize("mode", list(MODES))
+def test_scan_runs_to_done_from_caput_c(ioc, mode):
+    configure(ioc, mode, **MODES[mode])
+    states, state_after = run_scan(ioc)
+    # caput -c returned only once the scan had ended
+    assert state_after == "Done", text(ioc, "Sync:Message")
+    assert states[states.index("Preparing"):] == ["Preparing", "Running", "Finishing",
+                                                  "Done"]
+    assert text(ioc, "Sync:Message") == "done: 11 of 11 points, 11 frames"
+    n = int(ioc.caget("Sync:NumValid")[0])
+    assert n == 11
+    assert ioc.caget("Sync:Positions.NORD", "Sync:FrameNumbers.NORD") == ["11", "11"]
+    arrays = {name.lower().replace("setpositions", "set_positions")
+              .replace("framenumbers", "frame_numbers"): array(ioc, name, n)
+              for name in ("SetPositions", "Positions", "FrameNumbers", "Timestamps")}
+    np.testing.assert_allclose(arrays["set_positions"], np.linspace(0, 2, 11), atol=1e-12)
+    np.testing.assert_allclose(arrays["positions"], arrays["set_positions"],
+                               atol=TOLERANCE[mode])
+    assert np.diff(arrays["frame_numbers"]).tolist() == [1] * 10
+    assert np.all(np.diff(arrays["timestamps"]) > 0)
+    assert ioc.caget("Sync:MissedFrames", "Sync:Point", "Sync:FramesAcquired") == \
+        ["0", "11", "11"]
+    check_file(ioc, mode, arrays)
+    assert sim_get(ioc, f"{ROOT}.VELO", f"{ROOT}.DMOV") == [VELO, 1]
+
+
+# --- refusals --------------------------------------------------------------------------
+REFUSALS = {
+    "period shorter than exposure + readout": (
+        "Fly", {"Period": "0.005"},
+        "Period 0.005 s is shorter than Exposure 0.01 s + camera readout 0.002 s = "
+        "0.012 s"),
+    "unhomed motor with RequireHomed": (
+        "Step", {"RequireHomed": "1"},
+        "motor A is not homed: home it first, or set RequireHomed to No"),
+    "unknown motor": ("Step", {"Motor": "Z"}, "there is no motor 'Z' (motors: A, B, C, D, "
+                      "E)"),
+    "one point in a Cont scan": (
+        "Cont", {"NumPoints": "1"}, "a Cont scan needs at least 2 points (NumPoints is 1)"),
+    "velocity above VMAX for fly": (
+        "Fly", {"Exposure": "0.001", "Period": "0.005"},
+        "needs 40 mm/s, more than motor A's VMAX of 20 mm/s"),
+    "several frames per point in fly": (
+        "Fly", {"FramesPerPoint": "3"},
+        "a Fly scan takes one frame per point; set FramesPerPoint to 1 (it is 3)"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_invalid_configuration_is_refused_with_a_message(ioc, case):
+    mode, changes, expected = REFUSALS[case]
+    configure(ioc, mode, **changes)
+    before = sim_get(ioc, f"{ROOT}.RBV")
+    scan_id = text(ioc, "Sync:ScanId")
+    states, state_after = run_scan_refused(ioc)
+    message = text(ioc, "Sync:Message")
+    assert message.startswith("scan refused: ") and expected in message, message
+    assert ioc.caget("Sync:Message", options=("-a", "-S"))[0].split()[-1] == "MAJOR"
+    assert "Preparing" not in states and state_after == states[-1]
+    assert text(ioc, "Sync:ScanId") == scan_id  # no scan was started
+    assert sim_get(ioc, f"{ROOT}.RBV") == before
+
+
+def run_scan_refused(ioc: IocProcess) -> tuple[list[str], str]:
+    state_pv = ioc.pv("Sync:State")
+    with CaMonitor(ioc.env, state_pv) as states:
+        states.wait_for(state_pv, lambda _: True, timeout=10)
+        result = ioc.caput("Sync:Run", "1", timeout=10)
+        assert result.returncode == 0, result.stdout + result.stderr
+        (state_after,) = ioc.caget("Sync:State")
+        return states.values(state_pv), state_after
+
+
+def test_points_beyond_the_soft_limits_are_refused(ioc):
+    sim_put(ioc, f"{ROOT}.HLM", "3")
+    sim_put(ioc, f"{ROOT}.LLM", "-3")
+    try:
+        message_pv = ioc.pv("Sync:Message")
+        with CaMonitor(ioc.env, message_pv) as messages:
+            configure(ioc, "Step", End="5")
+            # the preview says so while the user types, once the IOC has seen HLM
+            messages.wait_for(message_pv, lambda _: "soft limits" in
+                              messages.texts(message_pv)[-1], timeout=10)
+        run_scan_refused(ioc)
+        assert text(ioc, "Sync:Message") == (
+            "scan refused: the scan range of motor A (0 to 5 mm) goes beyond its soft "
+            "limits (-3 to 3 mm)")
+    finally:
+        sim_put(ioc, f"{ROOT}.DHLM", "0")  # DHLM = DLLM = 0: soft limits off again
+        sim_put(ioc, f"{ROOT}.DLLM", "0")
+
+
+def test_num_points_is_held_in_range_by_the_record(ioc):
+    for value, held in (("0", "1"), ("20000", "10000"), ("11", "11")):
+        put(ioc, "Sync:NumPoints", value)
+        assert ioc.caget("Sync:NumPoints") == [held]
+
+
+def test_preview_records_follow_the_settings_as_they_are_typed(ioc):
+    configure(ioc, "Fly")
+    names = [ioc.pv(f"Sync:{n}") for n in ("Velocity", "RunUp", "EstimatedTime")]
+    velocity, run_up, estimate = names
+    with CaMonitor(ioc.env, *names) as preview:
+        for name in names:
+            preview.wait_for(name, lambda _: True, timeout=10)
+        # 0.2 mm every 0.05 s: 4 mm/s; run-up v * (ACCL/2 + 0.05 s) = 4 * 0.15 mm
+        assert float(preview.values(velocity)[-1]) == pytest.approx(4.0)
+        assert float(preview.values(run_up)[-1]) == pytest.approx(0.6)
+        first_estimate = float(preview.values(estimate)[-1])
+        put(ioc, "Sync:Period", "0.1")
+        preview.wait_for(velocity, lambda v: float(v) == pytest.approx(2.0), timeout=10)
+        preview.wait_for(run_up, lambda v: float(v) == pytest.approx(0.3), timeout=10)
+        preview.wait_for(estimate, lambda v: float(v) > first_estimate, timeout=10)
+        put(ioc, "Sync:End", "4")
+        preview.wait_for(velocity, lambda v: float(v) == pytest.approx(4.0), timeout=10)
+    assert text(ioc, "Sync:Message").startswith("ready: ")
+
+
+# --- abort, busy, faults ---------------------------------------------------------------
+def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(ioc):
+    # 1 mm every 0.5 s: a 2 mm/s sweep over 10 mm, 1 s at the sim's 5x speed
+    configure(ioc, "Fly", End="10", Period="0.5")
+    state_pv, run_pv = ioc.pv("Sync:State"), ioc.pv("Sync:Run")
+    with CaMonitor(ioc.env, state_pv, f"{ROOT}.VELO") as watch:
+        watch.wait_for(state_pv, lambda _: True, timeout=10)
+        run = subprocess.Popen([str(BIN / "caput"), "-t", "-c", "-w", "60", run_pv, "1"],
+                               env=ioc.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            watch.wait_value(state_pv, "Running", timeout=20)
+            watch.wait_value(f"{ROOT}.VELO", "2", timeout=10)
+            # a second Run while busy is refused by the record (DISP=1), not queued
+            assert ioc.caget("Sync:Run.DISP") == ["1"]
+            second = ioc.caput("Sync:Run", "1", callback=False)
+            assert ioc.caget("Sync:State") == ["Running"]
+            put(ioc, "Sync:Abort", "1")
+            output, _ = run.communicate(timeout=30)
+        finally:
+            run.kill()
+        assert run.returncode == 0, output
+    assert "Channel write request failed" in second.stdout + second.stderr, second
+    assert ioc.caget("Sync:State", "Sync:Run.DISP") == ["Aborted", "0"]
+    message = text(ioc, "Sync:Message")
+    assert message.startswith("aborted at point ") and "aborted by request" in message
+    assert sim_get(ioc, f"{ROOT}.DMOV", f"{ROOT}.VELO") == [1, VELO]
+    (rbv,) = sim_get(ioc, f"{ROOT}.RBV")
+    assert -1 < rbv < 10.5  # stopped where it was, not at the run-out position
+    assert watch.values(state_pv).count("Preparing") == 1  # the second Run never ran
+
+
+def test_dropped_pulse_shows_in_missed_frames_and_message(ioc):
+    configure(ioc, "Fly")
+    sim_put(ioc, f"{BOX}Sim:DROP", "1")
+    states, state_after = run_scan(ioc)
+    assert state_after == "Done"
+    assert ioc.caget("Sync:MissedFrames", "Sync:NumValid") == ["1", "11"]
+    message = text(ioc, "Sync:Message")
+    assert "1 missed frame(s): 11 triggers, 10 frames counted" in message, message
+    frames = array(ioc, "FrameNumbers", 11)
+    assert frames[0] == -1 and np.diff(frames[1:]).tolist() == [1] * 9
+    with h5py.File(text(ioc, "Sync:DataFile")) as h5:
+        assert h5["entry/missed_frames"][()] == 1
+
+
+def test_caput_c_takes_as_long_as_the_scan(ioc):
+    """The command-line promise: `caput -c BENCH:Sync:Run 1` returns when the scan
+    ends, so a shell script can run scans one after another."""
+    configure(ioc, "Step")
+    started = time.monotonic()
+    states, state_after = run_scan(ioc)
+    elapsed = time.monotonic() - started
+    with h5py.File(text(ioc, "Sync:DataFile")) as h5:
+        duration = float(h5["entry/duration"][()])
+    assert state_after == "Done"
+    assert elapsed >= duration
