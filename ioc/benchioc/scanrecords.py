@@ -95,7 +95,9 @@ class SyncBinding:
         if not self.controller or not self.controller.busy:
             text = preview.message or ("ready: estimated "
                                        f"{preview.estimated_time:.1f} s")
-            self.message(text if preview.ok else f"not ready: {text}", error=not preview.ok)
+            text = text if preview.ok else f"not ready: {text}"
+            if text != self.rec("Message").get():
+                self.message(text, error=not preview.ok)
 
     async def _run(self, _value: Any) -> None:
         if self.controller is None:
@@ -131,7 +133,9 @@ class SyncBinding:
             self.rec(record).set(numpy.asarray(values, dtype=dtype))
         self.rec("DataFile").set(update.data_file[:1023])
         self.rec("ScanId").set(update.scan_id[:511])
-        if update.message:
+        # Every frame publishes an update carrying the same text: post (and log) the
+        # Message only when it says something new.
+        if update.message and update.message != self.rec("Message").get():
             failed = update.state is ScanState.FAILED or update.message.startswith("refused")
             self.message(update.message, error=failed)
 
