@@ -327,3 +327,13 @@ def test_caput_c_takes_as_long_as_the_scan(ioc):
         duration = float(h5["entry/duration"][()])
     assert state_after == "Done"
     assert elapsed >= duration
+
+
+def test_frames_lost_by_the_camera_show_in_missed_frames(ioc):
+    configure(ioc, "Cont", **MODES["Cont"])
+    sim_put(ioc, "SIM:cam1:Sim:DropFrames", "2")
+    states, state_after = run_scan(ioc)
+    message = text(ioc, "Sync:Message")
+    assert state_after == "Done", message
+    assert ioc.caget("Sync:MissedFrames", "Sync:NumValid") == ["2", "9"]
+    assert "2 missed frame(s): 11 triggers, 9 frames counted" in message, message
