@@ -95,6 +95,28 @@ def test_cont_scan_interpolates_frame_positions_from_the_readback(tmp_path: Path
     assert bench.motor.moves == pytest.approx([-1.0, 6.0])
 
 
+def test_cont_scan_downwards_starts_the_camera_as_the_motor_passes_start(
+        tmp_path: Path) -> None:
+    bench, result = scan(tmp_path, dict(mode=CONT, start=4, end=0, num_points=9,
+                                        exposure=0.01, period=0.05))
+    check_common(result, 9)
+    assert result.set_positions == pytest.approx(np.linspace(4, 0, 9))
+    assert result.positions == pytest.approx(result.set_positions, abs=0.01 * 0.5)
+    assert bench.motor.moves == pytest.approx([5.0, -1.0])
+
+
+def test_cont_scan_fails_when_readbacks_are_too_rare_to_start_the_camera(
+        tmp_path: Path) -> None:
+    # One readback per move: the first one at speed is the end of the sweep.
+    bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=5, num_points=11,
+                                        exposure=0.01, period=0.05), poll=100.0)
+    assert result.state == ScanState.FAILED
+    assert "first seen at constant speed at 6, already 6 past Start 0" in result.message
+    assert "lengthen Period" in result.message
+    assert bench.motor.velocity == 10.0  # restored
+    assert result.frames_acquired == 0  # the camera was never started
+
+
 def test_fly_scan_takes_positions_from_the_box_capture(tmp_path: Path) -> None:
     bench, result = scan(tmp_path, dict(mode=FLY, start=-2, end=2, num_points=9,
                                         exposure=0.005, period=0.04))

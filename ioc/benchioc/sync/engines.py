@@ -305,6 +305,14 @@ async def _wait_for_start(ctx: ScanContext, watch: StartWatch, sweep: asyncio.Ta
         raise ScanFailed(
             f"motor {ctx.motor.name} did not report constant speed past "
             f"{watch.ramp_end:g} before Start {watch.start:g}; no frames were taken")
+    late = (watch.position - watch.start) * watch.direction
+    half_step = abs(ctx.plan.step) / 2
+    if late > half_step:
+        raise ScanFailed(
+            f"motor {ctx.motor.name} was first seen at constant speed at "
+            f"{watch.position:g}, already {late:g} past Start {watch.start:g} (more than "
+            f"half a step, {half_step:g}): its readbacks come too rarely for this speed "
+            f"({ctx.plan.velocity:g}/s); lengthen Period")
     await asyncio.sleep(watch.delay())
 
 
