@@ -32,7 +32,14 @@ from .homing import (
 )
 from .motor import EpicsMotor
 from .pvs import BENCH_PVS, MOTOR_PVS, Pv, Scope, scope_prefix
-from .records import make_record, message_severity, set_put_disabled
+from .records import (
+    clear_alarm,
+    flag_refused,
+    make_record,
+    message_severity,
+    set_put_disabled,
+    use_loop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -273,12 +280,13 @@ class MotorBinding:
                 self.message(f"{self.name}: STOP could not be sent: {error}", error=True)
 
     def _validate_config(self, key: str):
-        def validate(_record, value: Any) -> bool:
+        def validate(record, value: Any) -> bool:
             if getattr(self.bench.config.motors[self.name], key) == value:
                 return True  # what the file already says (shown after an outside edit)
             if self.homing is not None and self.homing.busy:
                 self.message(f"{key} not changed: {self.name} is homing; abort it first",
                              error=True)
+                flag_refused(record)
                 return False
             entry = self.bench.config.motors[self.name].model_dump()
             entry[key] = value
@@ -286,6 +294,7 @@ class MotorBinding:
                 cfg.motor_config(entry, f"motor {self.name}")
             except cfg.ConfigError as error:
                 self.message(f"{key} = {value!r} refused: {_first_line(error)}", error=True)
+                flag_refused(record)
                 return False
             return True
 
@@ -301,6 +310,7 @@ class MotorBinding:
             except (cfg.ConfigError, OSError) as error:
                 self.message(f"{key} = {value!r} not saved: {_first_line(error)}", error=True)
                 return
+            clear_alarm(self.rec(_RECORD_OF[key]))
             self.message(f"{key} set to {value} and saved to {self.bench.doc.path.name}")
             if key == "pv_root":
                 await self.replace_motor(value)
@@ -314,6 +324,9 @@ class MotorBinding:
                               ("Center", entry.center), ("HiLim", entry.hi_lim)):
             # processed so that monitors see it; the put handler finds nothing to save
             self.rec(record).set(value)
+
+
+_RECORD_OF = {"pv_root": "PvRoot", "lo_lim": "LoLim", "center": "Center", "hi_lim": "HiLim"}
 
 
 def _first_line(error: BaseException) -> str:
@@ -352,16 +365,18 @@ def _abort_all_handler(bench: Bench):
 
 
 def _validate_tolerance(bench: Bench):
-    def validate(_record, value: float) -> bool:
+    def validate(record, value: float) -> bool:
         if bench.config.tolerance == value:
             return True
         if bench.homing is not None and bench.homing.busy:
             bench.bench_message("Tolerance not changed: homing in progress", error=True)
+            flag_refused(record)
             return False
         try:
             cfg.general_config({"tolerance": value})
         except cfg.ConfigError as error:
             bench.bench_message(f"Tolerance = {value!r} refused: {error}", error=True)
+            flag_refused(record)
             return False
         return True
 
@@ -378,6 +393,7 @@ def _tolerance_put(bench: Bench):
         except (cfg.ConfigError, OSError) as error:
             bench.bench_message(f"Tolerance not saved: {_first_line(error)}", error=True)
             return
+        clear_alarm(bench.record(Scope.BENCH, "Tolerance"))
         bench.bench_message(f"Tolerance set to {value} and saved to {bench.doc.path.name}")
 
     return put
@@ -564,6 +580,7 @@ def serve(doc: cfg.ConfigDocument, options: ServeOptions) -> None:
     from softioc import asyncio_dispatcher, builder, softioc
 
     dispatcher = asyncio_dispatcher.AsyncioDispatcher()
+    use_loop(dispatcher.loop)
     bench = create_bench(doc, options.prefix)
     bench.on_restart = options.on_restart
     builder.LoadDatabase()

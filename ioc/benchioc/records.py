@@ -6,10 +6,14 @@ in one place for the served IOC and for the db/ snapshot alike.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from ctypes import addressof, c_char
 from typing import Any
 
 from softioc import alarm, builder
+from softioc import fields as dbf
+from softioc.imports import db_put_field_process
 
 from .pvs import Kind, Pv
 
@@ -77,20 +81,68 @@ def make_record(
     raise ValueError(f"no record shape for {kind}")
 
 
+# A put-callback that reaches a record while it is still processing is held by EPICS and
+# replayed when the record completes, and DISP is only checked at that replay. So a record
+# that was busy keeps refusing for a moment after its handler returned: long enough for a
+# held put to be refused at its replay instead of starting the action a second time.
+REPLAY_GUARD_S = 0.2
+_disp_generation: dict[str, int] = {}
+
+
 def set_put_disabled(record, disabled: bool) -> None:
-    """Refuse (DISP=1) or accept client puts on a record, without processing it.
+    """Refuse (DISP=1) or, a moment later, accept client puts on a record again.
 
-    softioc's set_field() processes the record too, which for an Action would run its
-    handler again; a busy Home* must refuse further puts, not queue or re-run them.
+    softioc's set_field() would process the record too, which for an Action runs its
+    handler again; here DISP is written without processing.
     """
-    from ctypes import addressof, c_char
+    generation = _disp_generation.get(record.name, 0) + 1
+    _disp_generation[record.name] = generation
+    if disabled:
+        _write_disp(record.name, True)
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _write_disp(record.name, False)
+        return
 
-    from softioc import fields as dbf
-    from softioc.imports import db_put_field_process
+    def accept_again() -> None:
+        if _disp_generation.get(record.name) == generation:  # not busy again meanwhile
+            _write_disp(record.name, False)
 
+    loop.call_later(REPLAY_GUARD_S, accept_again)
+
+
+def _write_disp(name: str, disabled: bool) -> None:
     data = (c_char * 40)()
     data.value = b"1" if disabled else b"0"
-    db_put_field_process(f"{record.name}.DISP", dbf.DBF_STRING, addressof(data), 1, False)
+    db_put_field_process(f"{name}.DISP", dbf.DBF_STRING, addressof(data), 1, False)
+
+
+def flag_refused(record) -> None:
+    """A put on this record was refused: show it as a MAJOR write alarm on the record
+    (cleared by the next accepted value). Called from validate, so the alarm is set after
+    the refused processing has finished, from the IOC's event loop."""
+
+    def raise_alarm() -> None:
+        record.set_alarm(alarm.MAJOR_ALARM, alarm.WRITE_ALARM)
+
+    _IOC_LOOP.call_soon_threadsafe(raise_alarm) if _IOC_LOOP else raise_alarm()
+
+
+def clear_alarm(record) -> None:
+    """An accepted value: drop a refusal alarm left on the record (not for Actions,
+    whose handler any processing would run)."""
+    record.set_alarm(alarm.NO_ALARM, alarm.NO_ALARM)
+
+
+_IOC_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def use_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The IOC's asyncio loop, where record alarms are set from other threads."""
+    global _IOC_LOOP
+    _IOC_LOOP = loop
 
 
 def message_severity(error: bool) -> int:

@@ -93,9 +93,6 @@ def test_bad_numbers_are_refused_visibly(ioc, record):
     assert ioc.config.read_bytes() == before_file
 
 
-@pytest.mark.xfail(strict=True, reason="not done: a refused config put shows on Message "
-                   "(MAJOR) but leaves the written record without an alarm (only a NaN "
-                   "put, via the ao record's UDF, shows INVALID)")
 def test_refused_put_alarms_the_written_record(ioc):
     put(ioc, f"{MOTOR}:LoLim", "1000")
     assert severity(ioc, f"{MOTOR}:LoLim") != "NO_ALARM"
@@ -184,10 +181,6 @@ def test_puts_while_homing_are_refused(ioc, slow_motor):
     assert ioc.config.read_bytes() == before_file
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a second put-callback to the HomeLo/HomeHi "
-                   "record that is running waits on the active record (EPICS defers a "
-                   "put-notify to a PACT record) and starts a second homing when the first "
-                   "ends; DISP is cleared before the completion, so it is not refused")
 def test_repeated_put_to_the_running_home_action_is_not_queued(ioc, slow_motor):
     states, (again,), _ = homings_after(ioc, lambda: [put(ioc, f"{MOTOR}:HomeLo", "1")])
     assert states.count("Seeking") == 1, (states, again.stdout)

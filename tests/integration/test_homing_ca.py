@@ -112,6 +112,11 @@ def test_config_put_refused_with_a_message(ioc):
     (message,) = ioc.caget("A:Message", options=("-t", "-S"))
     assert "refused" in message and "hi_lim" in message
     assert ioc.config.read_bytes() == before
+    assert "MAJOR" in ioc.caget("A:LoLim", options=("-a",))[0]
+    # the next accepted value clears the refusal alarm
+    assert ioc.caput("A:LoLim", "-39").returncode == 0
+    assert ioc.caput("A:LoLim", "-40").returncode == 0
+    assert "MAJOR" not in ioc.caget("A:LoLim", options=("-a",))[0]
 
 
 def test_config_put_saved_to_the_file(ioc):
