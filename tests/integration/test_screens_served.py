@@ -49,12 +49,7 @@ def test_every_pv_on_the_screen_is_served(ioc, repo_root, screen):
     data = (repo_root / "opi" / screen).read_bytes()
     names = sorted(screens.referenced_pvs(data, _macros_for_motor_a(repo_root)))
     assert len(names) > 5
-    missing = _unanswered(ioc, names)
-    if screen == "sync.bob" and missing == names:
-        # The detector-sync records are specified (pvs.SYNC_PVS) but not served by every
-        # IOC build yet; once any of them is served, every one must be.
-        pytest.xfail("the IOC serves none of the $(P)Sync: records yet")
-    assert missing == []
+    assert _unanswered(ioc, names) == []
 
 
 def test_a_name_nobody_serves_is_reported(ioc):
