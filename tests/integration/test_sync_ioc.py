@@ -275,7 +275,8 @@ def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(ioc):
     # for a few CA tools on a loaded machine before the abort
     configure(ioc, "Fly", End="10", Period="2")
     state_pv, run_pv = ioc.pv("Sync:State"), ioc.pv("Sync:Run")
-    with CaMonitor(ioc.env, state_pv, f"{ROOT}.VELO") as watch:
+    disp_pv = f"{run_pv}.DISP"
+    with CaMonitor(ioc.env, state_pv, f"{ROOT}.VELO", disp_pv) as watch:
         watch.wait_for(state_pv, lambda _: True, timeout=10)
         run = subprocess.Popen([str(BIN / "caput"), "-t", "-c", "-w", "60", run_pv, "1"],
                                env=ioc.env, stdout=subprocess.PIPE,
@@ -284,7 +285,7 @@ def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(ioc):
             watch.wait_value(state_pv, "Running", timeout=20)
             watch.wait_value(f"{ROOT}.VELO", "0.5", timeout=10)
             # a second Run while busy is refused by the record (DISP=1), not queued
-            assert ioc.caget("Sync:Run.DISP") == ["1"]
+            disabled = watch.wait_value(disp_pv, "1", timeout=10)
             second = ioc.caput("Sync:Run", "1", callback=False)
             assert ioc.caget("Sync:State") == ["Running"]
             put(ioc, "Sync:Abort", "1")
@@ -292,8 +293,10 @@ def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(ioc):
         finally:
             run.kill()
         assert run.returncode == 0, output
+        assert ioc.caget("Sync:State") == ["Aborted"]
+        # Run takes puts again a moment after the scan (records.REPLAY_GUARD_S)
+        watch.wait_value(disp_pv, "0", timeout=10, start=disabled)
     assert "Channel write request failed" in second.stdout + second.stderr, second
-    assert ioc.caget("Sync:State", "Sync:Run.DISP") == ["Aborted", "0"]
     message = text(ioc, "Sync:Message")
     assert message.startswith("aborted at point ") and "aborted by request" in message
     assert sim_get(ioc, f"{ROOT}.DMOV", f"{ROOT}.VELO") == [1, VELO]
@@ -316,17 +319,25 @@ def test_dropped_pulse_shows_in_missed_frames_and_message(ioc):
         assert h5["entry/missed_frames"][()] == 1
 
 
-def test_caput_c_takes_as_long_as_the_scan(ioc):
+def test_a_shell_script_runs_scans_one_after_another(ioc):
     """The command-line promise: `caput -c BENCH:Sync:Run 1` returns when the scan
-    ends, so a shell script can run scans one after another."""
+    ends, so the next line of a script can start the next scan."""
     configure(ioc, "Step")
+    run = f"{BIN / 'caput'} -t -c -w 60 {ioc.pv('Sync:Run')} 1"
+    files = f"{BIN / 'caget'} -t -S {ioc.pv('Sync:DataFile')}"
     started = time.monotonic()
-    states, state_after = run_scan(ioc)
+    script = subprocess.run(["sh", "-e", "-c", f"{run}; {files}; {run}; {files}"],
+                            env=ioc.env, capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - started
-    with h5py.File(text(ioc, "Sync:DataFile")) as h5:
-        duration = float(h5["entry/duration"][()])
-    assert state_after == "Done"
-    assert elapsed >= duration
+    assert script.returncode == 0, script.stdout + script.stderr
+    first, second = script.stdout.split()[1::2]  # each caput prints its new value
+    assert first != second
+    durations = []
+    for path in (first, second):
+        with h5py.File(path) as h5:
+            assert h5["entry/outcome"].asstr()[()] == "Done"
+            durations.append(float(h5["entry/duration"][()]))
+    assert elapsed >= sum(durations)  # each caput waited for its scan
 
 
 def test_frames_lost_by_the_camera_show_in_missed_frames(ioc):
