@@ -760,6 +760,10 @@ class _Procedure:
     async def confirm_stopped(self) -> list[str]:
         """STOP is a request: a controller that ignores it leaves the axis moving, and
         "motor stopped" must not be claimed then."""
+        if self.status.comm_err:
+            # the readbacks are frozen: waiting would only tell us about the past
+            return ["STOP sent but not confirmed: the controller reports a communication"
+                    " error (MSTA COMM_ERR), check the axis at the controller"]
         timeout = max(self.status.accl, 0.0) + _TIMEOUT_MARGIN
         try:
             await self.motor.wait_for(lambda s: s.dmov, timeout, "the motor to stop")

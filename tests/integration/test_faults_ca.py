@@ -190,6 +190,9 @@ def check_fault_knob(ioc: IocProcess, parked: tuple[float, float], knob: str) ->
         assert dmov == "0", text
         assert any("ignores STOP" in line for line in ioc.lines), "no STOP reached the sim"
         sim_put(ioc, f"{ROOT}:Sim:StallAt", "nan")
+    elif knob == "CommError":
+        # readbacks are frozen: the engine says it sent STOP and cannot confirm it
+        assert "STOP sent but not confirmed" in text, text
     else:
         assert "motor stopped" in text, text
     sim_put(ioc, f"{ROOT}:Sim:{field}", clear)
@@ -241,11 +244,6 @@ def test_abort_in_each_phase_stops_motor_and_restores_limits(ioc, parked, phase)
     home(ioc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sim bug: Sim:CommError=On shuts the whole caproto server down (TypeError "
-    "'len() of unsized object' in _subscription_queue_send via caproto_fixes); the IOC "
-    "then sees a disconnect, not a comm error")
 def test_comm_error_fails_homing(ioc, parked):
     # last of the module's shared-IOC tests: while the sim bug stands it kills the sim
     check_fault_knob(ioc, parked, "CommError")

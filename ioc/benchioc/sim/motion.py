@@ -700,7 +700,8 @@ class MotorSim:
         return replace(
             live, rbv=frozen.rbv, drbv=frozen.drbv, rrbv=frozen.rrbv, diff=frozen.diff,
             hls=frozen.hls, lls=frozen.lls, rhls=frozen.rhls, rlls=frozen.rlls,
-            dmov=frozen.dmov, movn=frozen.movn, msta=frozen.msta | Msta.COMM_ERR,
+            # a plain int: caproto publishes an IntFlag as a 0-d array and fails on it
+            dmov=frozen.dmov, movn=frozen.movn, msta=int(frozen.msta | Msta.COMM_ERR),
             athm=frozen.athm,
         )
 
