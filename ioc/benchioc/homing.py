@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from .motorrecord import Msta, Spmg
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -61,27 +63,8 @@ class Direction(enum.Enum):
         return "high" if self is Direction.HI else "low"
 
 
-class Msta(enum.IntFlag):
-    """Bits of the motor record's MSTA field."""
-
-    DIRECTION = 1 << 0
-    DONE = 1 << 1
-    PLUS_LS = 1 << 2
-    HOMELS = 1 << 3
-    POSITION = 1 << 5
-    SLIP_STALL = 1 << 6
-    HOME = 1 << 7
-    PRESENT = 1 << 8
-    PROBLEM = 1 << 9
-    MOVING = 1 << 10
-    GAIN_SUPPORT = 1 << 11
-    COMM_ERR = 1 << 12
-    MINUS_LS = 1 << 13
-    HOMED = 1 << 14
-
-
-SPMG_NAMES = ("Stop", "Pause", "Move", "Go")
-SPMG_GO = 3
+SPMG_NAMES = tuple(mode.name.capitalize() for mode in Spmg)
+SPMG_GO = Spmg.GO
 
 
 @dataclass(frozen=True)

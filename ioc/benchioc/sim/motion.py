@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from ..motorrecord import Msta, Spmg
 from .profile import (
     EPSILON,
     Trajectory,
@@ -52,32 +53,6 @@ TRIP_SETTLE_TIME = 0.08
 # The physical end of travel lies this far (physical units) beyond each switch.
 HARD_STOP_MARGIN = 1.0
 HOME_POSITION = 0.0  # physical position of the home mark
-
-
-class Msta(enum.IntFlag):
-    """Motor status bits (MSTA) of the motor record."""
-
-    DIRECTION = 1 << 0
-    DONE = 1 << 1
-    PLUS_LS = 1 << 2
-    HOMELS = 1 << 3
-    POSITION = 1 << 5
-    SLIP_STALL = 1 << 6
-    HOME = 1 << 7
-    PRESENT = 1 << 8
-    PROBLEM = 1 << 9
-    MOVING = 1 << 10
-    GAIN_SUPPORT = 1 << 11
-    COMM_ERR = 1 << 12
-    MINUS_LS = 1 << 13
-    HOMED = 1 << 14
-
-
-class Spmg(enum.IntEnum):
-    STOP = 0
-    PAUSE = 1
-    MOVE = 2
-    GO = 3
 
 
 class Broken(enum.IntEnum):
