@@ -104,8 +104,17 @@ def _homing_timeout(ideal_s: float) -> float:
     return 30.0 + 3 * ideal_s
 
 
+def _check_ran(client: CaClient, message: str, wall_s: float, ideal_s: float) -> None:
+    """A homing that ended faster than the motion it needs was refused, not run."""
+    if wall_s < 0.9 * ideal_s:
+        raise RuntimeError(f"a homing ended after {wall_s * 1000:.1f} ms, less than the "
+                           f"{ideal_s * 1000:.1f} ms its motion needs: {text(client, message)}")
+
+
 def home_one(client: CaClient, prefix: str, motor: str, ideal_s: float) -> tuple[float, float]:
     """HomeHi with put-callback: (wall seconds, seconds until State left NotHomed/Homed)."""
+    # A Home put while the IOC still shows Busy is refused at once (see the docs)
+    client.wait_all([f"{prefix}{motor}:Busy", f"{prefix}Busy"], 0, timeout=10)
     state = client.monitor(f"{prefix}{motor}:State")
     result = client.put_callback(f"{prefix}{motor}:HomeHi", 1)
     if not result.event.wait(_homing_timeout(ideal_s)):
@@ -115,6 +124,7 @@ def home_one(client: CaClient, prefix: str, motor: str, ideal_s: float) -> tuple
     if final != HOMED:
         message = text(client, f"{prefix}{motor}:Message")
         raise RuntimeError(f"{motor}: homing ended in state {final}, not Homed: {message}")
+    _check_ran(client, f"{prefix}{motor}:Message", result.seconds, ideal_s)
     left = state.first_after(result.started, lambda v: v not in (NOT_HOMED, HOMED))
     client.pv(f"{prefix}{motor}:State").clear_callbacks()
     latency = (left - result.started) if left is not None else float("nan")
@@ -124,12 +134,14 @@ def home_one(client: CaClient, prefix: str, motor: str, ideal_s: float) -> tuple
 def home_all(client: CaClient, prefix: str, ideal_s: float, probe: str | None = None
              ) -> tuple[float, list[float]]:
     """HomeAllHi with put-callback: wall seconds, and get latencies of `probe` meanwhile."""
+    client.wait_all([f"{prefix}Busy"], 0, timeout=10)
     result = client.put_callback(f"{prefix}HomeAllHi", 1)
     latencies: list[float] = []
     if probe is not None:
         latencies = client.paced_get_latencies(probe, PROBE_PERIOD_S, result.event.is_set)
     if not result.event.wait(_homing_timeout(ideal_s)):
         raise RuntimeError(f"HomeAllHi did not complete within {_homing_timeout(ideal_s):.0f} s")
+    _check_ran(client, f"{prefix}Message", result.seconds, ideal_s)
     if client.get(f"{prefix}AllHomed") != 1:
         raise RuntimeError(f"HomeAllHi ended without AllHomed: {text(client, prefix + 'Message')}")
     return result.seconds, latencies
@@ -138,6 +150,7 @@ def home_all(client: CaClient, prefix: str, ideal_s: float, probe: str | None = 
 def home_each(client: CaClient, prefix: str, motors: tuple[str, ...], ideal_s: float,
               probe: str) -> list[float]:
     """HomeHi on each motor at once (put-callbacks), get latencies of `probe` meanwhile."""
+    client.wait_all([f"{prefix}{m}:Busy" for m in motors] + [f"{prefix}Busy"], 0, timeout=10)
     puts = [client.put_callback(f"{prefix}{m}:HomeHi", 1) for m in motors]
     latencies = client.paced_get_latencies(
         probe, PROBE_PERIOD_S, lambda: all(p.event.is_set() for p in puts))
@@ -212,7 +225,7 @@ def _start_load_scan(client: CaClient, prefix: str):
     if not _sync_served(client, prefix):
         return None
     try:
-        _configure_scan(client, prefix, mode=0, motor=SCAN_AXIS, points=41, exposure=0.05)
+        _configure_scan(client, prefix, mode=0, motor=SCAN_AXIS, points=41, exposure=0.02)
         return client.put_callback(f"{prefix}Sync:Run", 1)
     except Exception as error:  # noqa: BLE001 - sync is being built; report, do not die
         return f"scan not started: {error}"
@@ -234,9 +247,10 @@ def _finish_load_scan(client: CaClient, prefix: str, scan) -> str:
 def _configure_scan(client: CaClient, prefix: str, *, mode: int, motor: str, points: int,
                     start: float = -2.0, end: float = 2.0, exposure: float = 0.01,
                     settle: float = 0.0) -> None:
+    # the camera needs a period of at least exposure + readout
     settings = {"Mode": mode, "Motor": motor, "Start": start, "End": end,
                 "NumPoints": points, "FramesPerPoint": 1, "Exposure": exposure,
-                "SettleTime": settle}
+                "Period": 2 * exposure + 0.01, "SettleTime": settle}
     for name, value in settings.items():
         client.put_wait(f"{prefix}Sync:{name}", value, timeout=10)
 
