@@ -83,14 +83,15 @@ def make_record(
 
 # A put-callback that reaches a record while it is still processing is held by EPICS and
 # replayed when the record completes, and DISP is only checked at that replay. So a record
-# that was busy keeps refusing for a moment after its handler returned: long enough for a
-# held put to be refused at its replay instead of starting the action a second time.
-REPLAY_GUARD_S = 0.2
+# that was busy accepts puts again only once it has finished processing (PACT=0) and the
+# replay, which follows within a callback-queue hop, has met DISP=1 and been refused.
+REPLAY_GUARD_S = 0.02
+PACT_POLL_S = 0.002
 _disp_generation: dict[str, int] = {}
 
 
 def set_put_disabled(record, disabled: bool) -> None:
-    """Refuse (DISP=1) or, a moment later, accept client puts on a record again.
+    """Refuse (DISP=1) or, once the record is done, accept client puts on a record again.
 
     softioc's set_field() would process the record too, which for an Action runs its
     handler again; here DISP is written without processing.
@@ -105,12 +106,17 @@ def set_put_disabled(record, disabled: bool) -> None:
     except RuntimeError:
         _write_disp(record.name, False)
         return
+    loop.create_task(_accept_when_done(record, generation))
 
-    def accept_again() -> None:
-        if _disp_generation.get(record.name) == generation:  # not busy again meanwhile
-            _write_disp(record.name, False)
 
-    loop.call_later(REPLAY_GUARD_S, accept_again)
+async def _accept_when_done(record, generation: int) -> None:
+    for _ in range(int(5 / PACT_POLL_S)):  # a handler still running: wait for its end
+        if record.get_field("PACT") == "0":
+            break
+        await asyncio.sleep(PACT_POLL_S)
+    await asyncio.sleep(REPLAY_GUARD_S)
+    if _disp_generation.get(record.name) == generation:  # not busy again meanwhile
+        _write_disp(record.name, False)
 
 
 def _write_disp(name: str, disabled: bool) -> None:
