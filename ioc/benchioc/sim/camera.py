@@ -19,7 +19,6 @@ counts them as images taken (`NumImagesCounter_RBV`) but never delivers them
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import math
 import time
@@ -29,36 +28,11 @@ from dataclasses import dataclass
 from caproto import ChannelType
 from caproto.server import PVGroup, pvproperty
 
+from ..areadetector import DetectorState, ImageMode, TriggerMode
+
 log = logging.getLogger(__name__)
 
 DEFAULT_READOUT_S = 0.002
-
-
-class ImageMode(enum.IntEnum):
-    SINGLE = 0
-    MULTIPLE = 1
-    CONTINUOUS = 2
-
-
-class TriggerMode(enum.IntEnum):
-    INTERNAL = 0
-    EXTERNAL = 1
-
-
-class DetectorState(enum.IntEnum):
-    """areaDetector's ADStatus, in its order."""
-
-    IDLE = 0
-    ACQUIRE = 1
-    READOUT = 2
-    CORRECT = 3
-    SAVING = 4
-    ABORTING = 5
-    ERROR = 6
-    WAITING = 7
-    INITIALIZING = 8
-    DISCONNECTED = 9
-    ABORTED = 10
 
 
 IMAGE_MODE_LABELS = ("Single", "Multiple", "Continuous")

@@ -8,25 +8,14 @@ and trigger pulses share one time line.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..areadetector import ImageMode, TriggerMode
 from .model import MotorSnapshot
 
 Unsubscribe = Callable[[], None]
-
-
-class ImageMode(enum.IntEnum):
-    SINGLE = 0
-    MULTIPLE = 1
-    CONTINUOUS = 2
-
-
-class TriggerMode(enum.IntEnum):
-    INTERNAL = 0
-    EXTERNAL = 1
 
 
 @dataclass(frozen=True)
