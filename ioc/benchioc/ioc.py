@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -135,6 +135,56 @@ def _alarm_of(error: bool) -> int:
     return alarm.STATE_ALARM if error else alarm.NO_ALARM
 
 
+@dataclass
+class ConfigSetting:
+    """One config value behind a record: checked before the record takes it, written to
+    the file after, refused in words (Message + MAJOR alarm on the record) otherwise."""
+
+    bench: Bench
+    name: str  # the config key, as users see it in the file
+    current: Callable[[], Any]
+    check: Callable[[Any], Any]  # raises ConfigError
+    apply: Callable[[Any], None]  # edits the document (validated again there)
+    busy: Callable[[], str | None]  # why the value cannot change now, if it cannot
+    say: Callable[..., None]  # message(text, error=False)
+    record: Callable[[], Any]  # the record (built after this binding)
+    after_save: Callable[[Any], Awaitable[None]] | None = None
+
+    def handlers(self) -> dict[str, Callable]:
+        return {"validate": self.validate, "on_update": self.put}
+
+    def validate(self, record, value: Any) -> bool:
+        if self.current() == value:
+            return True  # what the file already says (shown after an outside edit)
+        refusal = self.busy()
+        if refusal is not None:
+            refusal = f"{self.name} not changed: {refusal}"
+        else:
+            try:
+                self.check(value)
+            except cfg.ConfigError as error:
+                refusal = f"{self.name} = {value!r} refused: {_first_line(error)}"
+        if refusal is None:
+            return True
+        self.say(refusal, error=True)
+        flag_refused(record)
+        return False
+
+    async def put(self, value: Any) -> None:
+        if self.current() == value:
+            return  # already so: shown after an outside edit of the file, nothing to save
+        try:
+            self.apply(value)
+            await self.bench.save_config()
+        except (cfg.ConfigError, OSError) as error:
+            self.say(f"{self.name} = {value!r} not saved: {_first_line(error)}", error=True)
+            return
+        clear_alarm(self.record())  # a refusal alarm left by an earlier put
+        self.say(f"{self.name} set to {value} and saved to {self.bench.doc.path.name}")
+        if self.after_save is not None:
+            await self.after_save(value)
+
+
 class MotorBinding:
     """The records of one motor, bound to its EpicsMotor and MotorHoming."""
 
@@ -147,14 +197,11 @@ class MotorBinding:
     # --- records -----------------------------------------------------------------------
     def build(self) -> None:
         handlers: dict[str, dict[str, Callable]] = {
-            "PvRoot": {"validate": self._validate_config("pv_root"),
-                       "on_update": self._config_put("pv_root")},
-            "LoLim": {"validate": self._validate_config("lo_lim"),
-                      "on_update": self._config_put("lo_lim")},
-            "Center": {"validate": self._validate_config("center"),
-                       "on_update": self._config_put("center")},
-            "HiLim": {"validate": self._validate_config("hi_lim"),
-                      "on_update": self._config_put("hi_lim")},
+            record: self._config_setting(key).handlers()
+            for record, key in (("PvRoot", "pv_root"), ("LoLim", "lo_lim"),
+                                ("Center", "center"), ("HiLim", "hi_lim"))
+        }
+        handlers |= {
             "HomeHi": {"on_update": self._home_handler(Direction.HI)},
             "HomeLo": {"on_update": self._home_handler(Direction.LO)},
             "Abort": {"on_update": self.abort},
@@ -279,43 +326,21 @@ class MotorBinding:
             except Exception as error:  # noqa: BLE001 - shown on Message
                 self.message(f"{self.name}: STOP could not be sent: {error}", error=True)
 
-    def _validate_config(self, key: str):
-        def validate(record, value: Any) -> bool:
-            if getattr(self.bench.config.motors[self.name], key) == value:
-                return True  # what the file already says (shown after an outside edit)
-            if self.homing is not None and self.homing.busy:
-                self.message(f"{key} not changed: {self.name} is homing; abort it first",
-                             error=True)
-                flag_refused(record)
-                return False
-            entry = self.bench.config.motors[self.name].model_dump()
-            entry[key] = value
-            try:
-                cfg.motor_config(entry, f"motor {self.name}")
-            except cfg.ConfigError as error:
-                self.message(f"{key} = {value!r} refused: {_first_line(error)}", error=True)
-                flag_refused(record)
-                return False
-            return True
-
-        return validate
-
-    def _config_put(self, key: str):
-        async def put(value: Any) -> None:
-            if getattr(self.bench.config.motors[self.name], key) == value:
-                return  # already so: shown after an outside edit of the file, nothing to save
-            try:
-                self.bench.doc.update_motor_field(self.name, key, value)
-                await self.bench.save_config()
-            except (cfg.ConfigError, OSError) as error:
-                self.message(f"{key} = {value!r} not saved: {_first_line(error)}", error=True)
-                return
-            clear_alarm(self.rec(_RECORD_OF[key]))
-            self.message(f"{key} set to {value} and saved to {self.bench.doc.path.name}")
+    def _config_setting(self, key: str) -> ConfigSetting:
+        async def after_save(value: Any) -> None:
             if key == "pv_root":
                 await self.replace_motor(value)
 
-        return put
+        return ConfigSetting(
+            bench=self.bench, name=key,
+            current=lambda: getattr(self.bench.config.motors[self.name], key),
+            check=lambda value: cfg.motor_config(
+                {**self.bench.config.motors[self.name].model_dump(), key: value},
+                f"motor {self.name}"),
+            apply=lambda value: self.bench.doc.update_motor_field(self.name, key, value),
+            busy=lambda: (f"{self.name} is homing; abort it first"
+                          if self.homing is not None and self.homing.busy else None),
+            say=self.message, record=lambda: self.rec(_RECORD_OF[key]), after_save=after_save)
 
     def show_config(self) -> None:
         """Reflect the config entry on the records (after an outside edit of the file)."""
@@ -337,8 +362,14 @@ def _first_line(error: BaseException) -> str:
 def build_bench_records(bench: Bench) -> None:
     config = bench.config
     handlers: dict[str, dict[str, Callable]] = {
-        "Tolerance": {"validate": _validate_tolerance(bench),
-                      "on_update": _tolerance_put(bench)},
+        "Tolerance": ConfigSetting(
+            bench=bench, name="Tolerance", current=lambda: bench.config.tolerance,
+            check=lambda value: cfg.general_config({"tolerance": value}),
+            apply=lambda value: bench.doc.set_tolerance(value),
+            record=lambda: bench.record(Scope.BENCH, "Tolerance"),
+            busy=lambda: ("homing in progress"
+                          if bench.homing is not None and bench.homing.busy else None),
+            say=bench.bench_message).handlers(),
         "HomeAllHi": {"on_update": _home_all_handler(bench, Direction.HI)},
         "HomeAllLo": {"on_update": _home_all_handler(bench, Direction.LO)},
         "AbortAll": {"on_update": _abort_all_handler(bench)},
@@ -362,41 +393,6 @@ def _abort_all_handler(bench: Bench):
             bench.homing.abort_all()  # also keeps queued motors of a HomeAll from starting
 
     return abort_all
-
-
-def _validate_tolerance(bench: Bench):
-    def validate(record, value: float) -> bool:
-        if bench.config.tolerance == value:
-            return True
-        if bench.homing is not None and bench.homing.busy:
-            bench.bench_message("Tolerance not changed: homing in progress", error=True)
-            flag_refused(record)
-            return False
-        try:
-            cfg.general_config({"tolerance": value})
-        except cfg.ConfigError as error:
-            bench.bench_message(f"Tolerance = {value!r} refused: {error}", error=True)
-            flag_refused(record)
-            return False
-        return True
-
-    return validate
-
-
-def _tolerance_put(bench: Bench):
-    async def put(value: float) -> None:
-        if bench.config.tolerance == value:
-            return  # already so (an outside edit of the file), nothing to save
-        try:
-            bench.doc.set_tolerance(value)
-            await bench.save_config()
-        except (cfg.ConfigError, OSError) as error:
-            bench.bench_message(f"Tolerance not saved: {_first_line(error)}", error=True)
-            return
-        clear_alarm(bench.record(Scope.BENCH, "Tolerance"))
-        bench.bench_message(f"Tolerance set to {value} and saved to {bench.doc.path.name}")
-
-    return put
 
 
 def _home_all_handler(bench: Bench, direction: Direction):
