@@ -242,9 +242,8 @@ class MotorBinding:
             if saved.get("last_homed"):
                 self.homing.last_homed = datetime.fromisoformat(saved["last_homed"])
         self.homing.subscribe(self._on_homing)
-        asyncio.create_task(self._connect())
 
-    async def _connect(self) -> None:
+    async def connect(self) -> None:
         assert self.motor is not None
         try:
             await self.motor.connect(self.bench.config.ioc.connection_timeout)
@@ -267,7 +266,7 @@ class MotorBinding:
 
             sync.motors[self.name] = EpicsMotorSync(self.motor)
         self.rec("Connected").set(0)
-        await self._connect()
+        await self.connect()
 
     def _on_motor(self, status: MotorStatus) -> None:
         severity = alarm.NO_ALARM if status.connected else alarm.INVALID_ALARM
@@ -432,6 +431,9 @@ async def start_engines(bench: Bench) -> None:
     """After iocInit: connect the motors, create the engines, start the background jobs."""
     for binding in bench.motors.values():
         await binding.start()
+    # "ready" means every motor is connected or has said why not (each waits at most
+    # ioc.connection_timeout; CA keeps trying in the background after that)
+    await asyncio.gather(*(binding.connect() for binding in bench.motors.values()))
     bench.homing = BenchHoming(
         {name: b.homing for name, b in bench.motors.items() if b.homing},
         max_parallel=bench.config.homing.max_parallel,
