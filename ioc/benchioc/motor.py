@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from aioca import CANothing, Subscription, caget, camonitor, caput
+from aioca import CANothing, Subscription, caget, camonitor, caput, connect
 from epicscorelibs.ca import cadef
 
 from .homing import (
@@ -55,6 +55,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "PREC": ("prec", int),
 }
 MONITORED_FIELDS = tuple(_FIELDS)
+WRITE_ONLY_FIELDS = ("JOGF", "JOGR", "STOP", "SYNC", "SET")
 DEFAULT_PUT_TIMEOUT = 5.0
 
 
@@ -96,6 +97,9 @@ class EpicsMotor:
                           notify_disconnect=True)
                 for field in _FIELDS
             ]
+            # Channels only written (jog, stop, sync, set) are opened now too, so that the
+            # first homing does not pay a CA search per field on its critical path.
+            await connect([self.pv(field) for field in WRITE_ONLY_FIELDS], wait=False)
             log.debug("%s: monitoring %d fields of %s", self.name, len(_FIELDS), self.pv_root)
         try:
             await asyncio.wait_for(self._all_connected.wait(), timeout)

@@ -10,7 +10,7 @@ from epicscorelibs.ca import cadef
 
 from benchioc import motor as motor_module
 from benchioc.homing import Direction, HomingError, MotorDisconnected, MotorStatus, MotorTimeout
-from benchioc.motor import MONITORED_FIELDS, EpicsMotor
+from benchioc.motor import MONITORED_FIELDS, WRITE_ONLY_FIELDS, EpicsMotor
 
 ROOT = "SIM:A"
 RECORD = {
@@ -31,6 +31,8 @@ class FakeCA:
         monkeypatch.setattr(motor_module, "camonitor", self.camonitor)
         monkeypatch.setattr(motor_module, "caput", self.caput)
         monkeypatch.setattr(motor_module, "caget", self.caget)
+        monkeypatch.setattr(motor_module, "connect", self.connect)
+        self.opened: list[str] = []
 
     def serve(self, root: str = ROOT, skip: tuple[str, ...] = ()) -> None:
         for field, value in RECORD.items():
@@ -45,6 +47,9 @@ class FakeCA:
     def disconnect(self, pv: str) -> None:
         for callback in self.monitors.get(pv, []):
             callback(CANothing(pv, cadef.ECA_DISCONN))
+
+    async def connect(self, pvs: list[str], wait: bool = True, **_kwargs) -> None:
+        self.opened += pvs
 
     def camonitor(self, pv: str, callback, notify_disconnect: bool = False):
         assert notify_disconnect, "disconnections must reach the motor"
@@ -95,6 +100,11 @@ async def test_connect_builds_the_status_from_every_monitored_field(ca: FakeCA) 
     assert status.msta == 258 and status.done_bit and not status.problem
     assert (status.egu, status.prec, status.jvel) == ("mm", 3, 5.0)
     assert set(ca.monitors) == {f"{ROOT}.{field}" for field in MONITORED_FIELDS}
+
+
+async def test_connect_opens_the_channels_it_only_writes(ca: FakeCA) -> None:
+    await connected_motor(ca)
+    assert ca.opened == [f"{ROOT}.{field}" for field in WRITE_ONLY_FIELDS]
 
 
 async def test_connect_names_the_fields_that_did_not_connect(ca: FakeCA) -> None:
