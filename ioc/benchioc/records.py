@@ -101,12 +101,12 @@ def set_put_disabled(record, disabled: bool) -> None:
     if disabled:
         _write_disp(record.name, True)
         return
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
+    if record.get_field("PACT") == "0":
+        # not processing (busy because of another record, e.g. HomeAll): puts were
+        # refused outright, none is held for a replay, so accept at once
         _write_disp(record.name, False)
         return
-    loop.create_task(_accept_when_done(record, generation))
+    asyncio.get_running_loop().create_task(_accept_when_done(record, generation))
 
 
 async def _accept_when_done(record, generation: int) -> None:
