@@ -305,6 +305,10 @@ class MotorBinding:
     def _home_handler(self, direction: Direction):
         async def home(_value: Any) -> None:
             assert self.homing is not None
+            if self.bench.sync is not None and self.bench.sync.scanning_motor == self.name:
+                self.message(f"{self.name}: homing refused: a scan is moving this motor; "
+                             "abort the scan first (Sync:Abort)", error=True)
+                return
             try:
                 await self.homing.home(direction)
             except HomingBusy as error:
@@ -397,6 +401,11 @@ def _abort_all_handler(bench: Bench):
 def _home_all_handler(bench: Bench, direction: Direction):
     async def home_all(_value: Any) -> None:
         assert bench.homing is not None
+        scanned = bench.sync.scanning_motor if bench.sync is not None else None
+        if scanned is not None:
+            bench.bench_message(f"home all refused: a scan is moving motor {scanned}; "
+                                "abort the scan first (Sync:Abort)", error=True)
+            return
         records = [bench.record(Scope.BENCH, name) for name in ("HomeAllHi", "HomeAllLo")]
         for record in records:
             set_put_disabled(record, True)

@@ -39,6 +39,7 @@ class SyncBinding:
     def __init__(self, bench: Bench) -> None:
         self.bench = bench
         self.controller: SyncController | None = None
+        self.scanning_motor: str | None = None  # the motor a running scan owns
 
     def rec(self, name: str):
         return self.bench.record(Scope.SYNC, name)
@@ -102,7 +103,15 @@ class SyncBinding:
     async def _run(self, _value: Any) -> None:
         if self.controller is None:
             return
+        motor = self.controller.settings.motor
+        binding = self.bench.motors.get(motor)
+        if binding is not None and binding.homing is not None and binding.homing.busy:
+            # one owner per motor: a scan would fight the homing's jog and moves
+            self.message(f"scan refused: motor {motor} is homing; wait for it to end or "
+                         "abort it", error=True)
+            return
         set_put_disabled(self.rec("Run"), True)
+        self.scanning_motor = motor
         try:
             await self.controller.run()
         except ScanRefused as refusal:
@@ -111,6 +120,7 @@ class SyncBinding:
             log.exception("scan ended with an error")
             self.message(f"scan failed: {error}", error=True)
         finally:
+            self.scanning_motor = None
             set_put_disabled(self.rec("Run"), False)
 
     def _abort(self, _value: Any) -> None:

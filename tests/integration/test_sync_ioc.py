@@ -243,10 +243,33 @@ def test_points_beyond_the_soft_limits_are_refused(ioc):
         sim_put(ioc, f"{ROOT}.DLLM", "0")
 
 
-def test_num_points_is_held_in_range_by_the_record(ioc):
-    for value, held in (("0", "1"), ("20000", "10000"), ("11", "11")):
+def test_num_points_out_of_range_is_refused_in_words(ioc):
+    configure(ioc, "Step")
+    for value in ("0", "20000"):
         put(ioc, "Sync:NumPoints", value)
-        assert ioc.caget("Sync:NumPoints") == [held]
+        assert ioc.caget("Sync:NumPoints") == [value]  # no silent clamping by the record
+        assert text(ioc, "Sync:Message") == (
+            f"not ready: NumPoints {value} must be between 1 and 10000")
+    put(ioc, "Sync:NumPoints", "11")
+
+
+def test_a_motor_has_one_owner_scan_or_homing(ioc):
+    configure(ioc, "Fly", End="10", Period="2")  # a slow sweep, as in the abort test
+    state_pv = ioc.pv("Sync:State")
+    with CaMonitor(ioc.env, state_pv) as watch:
+        watch.wait_for(state_pv, lambda _: True, timeout=10)
+        run = subprocess.Popen([str(BIN / "caput"), "-t", "-c", "-w", "60",
+                                ioc.pv("Sync:Run"), "1"], env=ioc.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            watch.wait_value(state_pv, "Running", timeout=20)
+            assert ioc.caput("A:HomeHi", "1").returncode == 0  # completes at once
+            assert "homing refused: a scan is moving this motor" in text(ioc, "A:Message")
+            assert ioc.caget("A:Busy") == ["No"]
+            put(ioc, "Sync:Abort", "1")
+            run.communicate(timeout=30)
+        finally:
+            run.kill()
 
 
 def test_preview_records_follow_the_settings_as_they_are_typed(ioc):
