@@ -222,8 +222,12 @@ class MotorBinding:
     def rec(self, name: str):
         return self.bench.record(Scope.MOTOR, name, self.name)
 
-    def message(self, text: str, error: bool = False) -> None:
-        log.log(logging.WARNING if error else logging.INFO, "%s: %s", self.name, text)
+    def message(self, text: str, error: bool = False, logged: bool = False) -> None:
+        """Show text on $(P)$(M):Message (MAJOR if error); logged: the engine already
+        wrote it to the log."""
+        if not logged:
+            named = text if text.startswith(f"{self.name}:") else f"{self.name}: {text}"
+            log.log(logging.WARNING if error else logging.INFO, "%s", named)
         self.rec("Message").set(text[:511], severity=message_severity(error),
                                 alarm=_alarm_of(error))
 
@@ -283,7 +287,7 @@ class MotorBinding:
         assert self.homing is not None
         self.rec("State").set(int(update.state))
         self.rec("Progress").set(update.progress)
-        self.message(update.message, error=update.state is HomingState.FAILED)
+        self.message(update.message, error=update.state is HomingState.FAILED, logged=True)
         busy = self.homing.busy
         self.rec("Busy").set(int(busy))
         # While homing, puts to HomeHi/HomeLo are refused by the record (DISP) rather

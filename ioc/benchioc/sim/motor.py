@@ -334,6 +334,8 @@ class MotorGroup(PVGroup):
             if hasattr(prop, "precision"):
                 await prop.write_metadata(precision=precision, units=units)
         await self.fields.engineering_units.write(units, verify_value=False)
+        # the PREC field itself, not only the channels' metadata: clients read it
+        await self.fields.display_precision.write(precision, verify_value=False)
         if params.desc:
             await self.fields.description.write(params.desc, verify_value=False)
         await self.fields.tweak_step_size.write(1.0, verify_value=False)
