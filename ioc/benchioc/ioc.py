@@ -627,7 +627,10 @@ async def stop_all(bench: Bench, grace: float = 5.0) -> None:
         bench.sync.controller.abort()
     if bench.homing is None or not bench.homing.busy:
         return
+    idle = asyncio.Event()
+    bench.homing.subscribe(lambda update: None if update.busy else idle.set())
     bench.homing.abort_all()
-    deadline = asyncio.get_running_loop().time() + grace
-    while bench.homing.busy and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
+    try:  # the motors are told to stop; give the clean-up (limits) a moment to finish
+        await asyncio.wait_for(idle.wait(), grace)
+    except TimeoutError:
+        log.warning("homing clean-up still running after %g s; exiting anyway", grace)
