@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +45,7 @@ from .records import (
 log = logging.getLogger(__name__)
 
 STATE_FILE = "homing-state.json"
+POSITION_RATE_HZ = 20  # at most this many Position updates a second while moving
 
 
 class HomingStateStore:
@@ -193,6 +195,10 @@ class MotorBinding:
         self.name = name
         self.motor: EpicsMotor | None = None
         self.homing: MotorHoming | None = None
+        self._shown: dict[str, tuple] = {}  # what each mirror record shows
+        self._position_shown_at = -math.inf
+        self._latest_position: tuple[float, int, int] = (math.nan, 0, 0)
+        self._position_timer: asyncio.TimerHandle | None = None
 
     # --- records -----------------------------------------------------------------------
     def build(self) -> None:
@@ -273,15 +279,45 @@ class MotorBinding:
         await self.connect()
 
     def _on_motor(self, status: MotorStatus) -> None:
+        """Mirror the motor record. Every monitor update of every field lands here, so
+        only what changed is written, and a moving readback at most POSITION_RATE_HZ
+        times a second (plenty for a screen; the position at rest always goes out)."""
         severity = alarm.NO_ALARM if status.connected else alarm.INVALID_ALARM
         status_alarm = alarm.NO_ALARM if status.connected else alarm.COMM_ALARM
-        if status.connected and math.isfinite(status.rbv):
-            self.rec("Position").set(status.rbv, severity=severity, alarm=status_alarm)
-        self.rec("Moving").set(int(not status.dmov))
-        self.rec("HighLimitSwitch").set(int(status.hls))
-        self.rec("LowLimitSwitch").set(int(status.lls))
-        self.rec("Connected").set(int(status.connected), severity=severity,
-                                  alarm=status_alarm)
+        if math.isfinite(status.rbv):
+            self._show_position(status.rbv, severity, status_alarm,
+                                now_or_later=status.dmov or not status.connected)
+        self._show("Moving", int(not status.dmov))
+        self._show("HighLimitSwitch", int(status.hls))
+        self._show("LowLimitSwitch", int(status.lls))
+        self._show("Connected", int(status.connected), severity, status_alarm)
+
+    def _show_position(self, rbv: float, severity: int, status_alarm: int,
+                       now_or_later: bool) -> None:
+        self._latest_position = (rbv, severity, status_alarm)
+        wait = self._position_shown_at + 1 / POSITION_RATE_HZ - time.monotonic()
+        if now_or_later or wait <= 0:
+            self._flush_position()
+        elif self._position_timer is None:  # the last value before a pause still goes out
+            self._position_timer = asyncio.get_running_loop().call_later(
+                wait, self._flush_position)
+
+    def _flush_position(self) -> None:
+        if self._position_timer is not None:
+            self._position_timer.cancel()
+            self._position_timer = None
+        if self._show("Position", *self._latest_position):
+            self._position_shown_at = time.monotonic()
+
+    def _show(self, record: str, value: Any, severity: int = alarm.NO_ALARM,
+              status_alarm: int = alarm.NO_ALARM) -> bool:
+        """Set a mirror record if its value or alarm changed; True if it was set."""
+        shown = (value, severity, status_alarm)
+        if self._shown.get(record) == shown:
+            return False
+        self._shown[record] = shown
+        self.rec(record).set(value, severity=severity, alarm=status_alarm)
+        return True
 
     def _on_homing(self, update: HomingUpdate) -> None:
         assert self.homing is not None
