@@ -125,8 +125,9 @@ class Bench:
         self.record(Scope.BENCH, "Busy").set(int(busy))
         all_homed = bool(homings) and all(h.state is HomingState.HOMED for h in homings)
         self.record(Scope.BENCH, "AllHomed").set(int(all_homed))
-        if self.restart_requested and not busy and self.on_restart is not None:
-            self.on_restart()
+        scanning = self.sync is not None and self.sync.scanning_motor is not None
+        if self.restart_requested and not busy and not scanning and self.on_restart:
+            self.on_restart()  # a changed motor set, served once nothing moves
 
     async def save_config(self) -> None:
         """Write the document to its file (atomically, under the shared lock)."""
@@ -573,7 +574,7 @@ class ConfigFollower:
             bench.bench_message(
                 f"motors changed in {doc.path.name} ({', '.join(old.motors) or 'none'} -> "
                 f"{', '.join(doc.config.motors) or 'none'}); the IOC restarts to serve them "
-                "as soon as no homing runs")
+                "as soon as no homing or scan runs")
             bench.restart_requested = True
             bench.update_summary()
             return

@@ -122,6 +122,7 @@ class SyncBinding:
         finally:
             self.scanning_motor = None
             set_put_disabled(self.rec("Run"), False)
+            self.bench.update_summary()  # e.g. a restart that waited for the scan
 
     def _abort(self, _value: Any) -> None:
         if self.controller is not None:
