@@ -65,11 +65,16 @@ class HomingStateStore:
     def get(self, motor: str) -> dict[str, Any]:
         return self.data.get(motor, {})
 
-    def record(self, motor: str, homed: bool, last_homed: str | None = None) -> None:
+    def record(self, motor: str, homed: bool, last_homed: str | None = None,
+               limits: tuple[float, float] | None = None) -> None:
         entry = self.data.setdefault(motor, {})
         entry["homed"] = homed
         if last_homed:
             entry["last_homed"] = last_homed
+        if limits is None:
+            entry.pop("limits_before_homing", None)
+        else:
+            entry["limits_before_homing"] = list(limits)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n")
 
@@ -198,6 +203,7 @@ class MotorBinding:
         self.homing: MotorHoming | None = None
         self._shown: dict[str, tuple] = {}  # what each mirror record shows
         self._position_shown_at = -math.inf
+        self._persisted_state: HomingState | None = None
         self._latest_position: tuple[float, int, int] = (math.nan, 0, 0)
         self._position_timer: asyncio.TimerHandle | None = None
 
@@ -259,6 +265,7 @@ class MotorBinding:
         try:
             await self.motor.connect(self.bench.config.ioc.connection_timeout)
             self.message(f"connected to {self.motor.pv_root}")
+            await self.restore_interrupted_limits()
             if self.bench.sync is not None:
                 self.bench.sync.refresh_preview()  # the scan preview needs VELO, ACCL...
         except Exception as error:  # noqa: BLE001 - any failure is shown, CA keeps trying
@@ -326,21 +333,53 @@ class MotorBinding:
         self.rec("Progress").set(update.progress)
         self.message(update.message, error=update.state is HomingState.FAILED, logged=True)
         busy = self.homing.busy
-        self.rec("Busy").set(int(busy))
-        # While homing, puts to HomeHi/HomeLo are refused by the record (DISP) rather
-        # than queued behind the running put-callback for later.
-        for action in ("HomeHi", "HomeLo"):
-            set_put_disabled(self.rec(action), busy)
-        homed = update.state is HomingState.HOMED
-        if update.state in (HomingState.HOMED, HomingState.FAILED, HomingState.ABORTED,
-                            HomingState.SEEKING):
-            self.rec("Homed").set(int(homed))
+        if self._shown.get("Busy") != busy:
+            self._shown["Busy"] = busy
+            self.rec("Busy").set(int(busy))
+            # While homing, puts to HomeHi/HomeLo are refused by the record (DISP)
+            # rather than queued behind the running put-callback for later.
+            for action in ("HomeHi", "HomeLo"):
+                set_put_disabled(self.rec(action), busy)
+        if update.state is not self._persisted_state:
+            self._persisted_state = update.state
+            self._persist(update.state)
+        self.bench.update_summary()
+
+    def _persist(self, state: HomingState) -> None:
+        """Homed, LastHomed and, while a homing runs, the soft limits it will restore:
+        an IOC killed meanwhile puts them back when it comes up again."""
+        assert self.homing is not None
+        store = self.bench.store
+        if state is HomingState.SEEKING and self.motor is not None:
+            status = self.motor.status  # reported before the limits are touched
+            store.record(self.name, False, limits=(status.dllm, status.dhlm))
+        elif state in (HomingState.FAILED, HomingState.ABORTED):
+            store.record(self.name, False, limits=None)
+        elif state is HomingState.HOMED:
             last = self.homing.last_homed
-            stamp = last.isoformat(timespec="seconds") if (homed and last) else None
+            stamp = last.isoformat(timespec="seconds") if last else None
             if stamp:
                 self.rec("LastHomed").set(stamp[:39])
-            self.bench.store.record(self.name, homed, stamp)
-        self.bench.update_summary()
+            store.record(self.name, True, stamp, limits=None)
+        else:
+            return
+        self.rec("Homed").set(int(state is HomingState.HOMED))
+
+    async def restore_interrupted_limits(self) -> None:
+        """A homing was cut short by the IOC stopping: put back the dial soft limits it
+        had disabled (the motor does not move)."""
+        limits = self.bench.store.get(self.name).get("limits_before_homing")
+        if not limits or self.motor is None:
+            return
+        try:
+            await self.motor.set_dial_limits(*limits)
+        except Exception as error:  # noqa: BLE001 - shown; the entry stays for next time
+            self.message(f"soft limits left disabled by an interrupted homing could not be "
+                         f"restored: {error}", error=True)
+            return
+        self.bench.store.record(self.name, False, limits=None)
+        self.message(f"soft limits DLLM={limits[0]:g} DHLM={limits[1]:g} restored: a homing "
+                     "was interrupted when the IOC stopped; home this motor again")
 
     # --- handlers ----------------------------------------------------------------------
     def _home_handler(self, direction: Direction):

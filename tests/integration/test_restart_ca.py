@@ -20,7 +20,7 @@ from benchioc import config as cfg
 from benchioc import epicsenv
 from camon import CaMonitor
 from iocharness import IocProcess
-from simharness import start_sim
+from simharness import caget, caput, start_sim
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,9 @@ def bench(repo_root, tmp_path):
 
 def test_killed_mid_homing_restarts_from_file_and_autosave(bench):
     path, sim = bench
+    # soft limits the homing of A will disable; the restarted IOC must put them back
+    for field, value in (("DHLM", "42"), ("DLLM", "-42")):
+        caput(f"SIM:A.{field}", value, sim.env, callback=True)
     ioc = IocProcess(path, sim_port=sim.port)
     try:
         assert ioc.caput("B:HomeLo", "1").returncode == 0
@@ -65,6 +68,9 @@ def test_killed_mid_homing_restarts_from_file_and_autosave(bench):
         restarted = IocProcess(path, sim_port=sim.port)
         try:
             check_restored(restarted, last_homed_b)
+            assert [caget(f"SIM:A.{f}", sim.env) for f in ("DLLM", "DHLM")] == ["-42", "42"]
+            (message,) = restarted.caget("A:Message", options=("-t", "-S"))
+            assert "restored: a homing was interrupted" in message, message
             # two heartbeats later still no motor has moved: nothing was started
             beat = restarted.pv("Heartbeat")
             with CaMonitor(restarted.env, beat) as heartbeat:
