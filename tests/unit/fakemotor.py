@@ -28,9 +28,11 @@ import asyncio
 import collections
 import inspect
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from virtualclock import run_virtual  # noqa: F401 - the tests import it from here
 
 from benchioc.homing import (
     Direction,
@@ -43,45 +45,6 @@ from benchioc.homing import (
 )
 
 T = TypeVar("T")
-
-
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """An event loop whose time() is virtual and jumps to the next timer when idle."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._virtual_now = 0.0
-
-    def time(self) -> float:
-        return self._virtual_now
-
-    def _run_once(self) -> None:
-        # CPython's BaseEventLoop keeps ready callbacks in _ready and timers in a heap
-        # _scheduled; with nothing ready, advance the clock to the earliest live timer.
-        if not self._ready and not self._stopping:
-            pending = [h._when for h in self._scheduled if not h._cancelled]
-            if not pending:
-                raise RuntimeError("deadlock: nothing is ready and no timer is pending")
-            self._virtual_now = max(self._virtual_now, min(pending))
-        super()._run_once()
-
-
-def run_virtual(coroutine: Coroutine[Any, Any, T]) -> T:
-    loop = VirtualClockLoop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.run_until_complete(_cancel_leftovers())
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-async def _cancel_leftovers() -> None:
-    """Cancel what a test left running, e.g. a fake motor's physics task."""
-    leftovers = asyncio.all_tasks() - {asyncio.current_task()}
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
 
 
 @dataclass

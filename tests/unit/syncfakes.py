@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from virtualclock import run_virtual as _run_virtual
+
 from benchioc.sim.camera import CameraModel
 from benchioc.sim.camera import ImageMode as SimImageMode
 from benchioc.sim.camera import TriggerMode as SimTriggerMode
@@ -25,39 +27,9 @@ from benchioc.sync.model import MotorSnapshot
 T = TypeVar("T")
 
 
-class VirtualClockLoop(asyncio.SelectorEventLoop):
-    """time() is virtual and jumps to the earliest timer whenever nothing is ready.
-    With no timer at all (a worker thread writing a file) it waits as usual."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._virtual_now = 1000.0
-
-    def time(self) -> float:
-        return self._virtual_now
-
-    def _run_once(self) -> None:
-        if not self._ready and not self._stopping:
-            pending = [h._when for h in self._scheduled if not h._cancelled]
-            if pending:
-                self._virtual_now = max(self._virtual_now, min(pending))
-        super()._run_once()
-
-
 def run_virtual(coroutine: Coroutine[Any, Any, T]) -> T:
-    loop = VirtualClockLoop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.run_until_complete(_cancel_leftovers())
-        loop.close()
-
-
-async def _cancel_leftovers() -> None:
-    leftovers = asyncio.all_tasks() - {asyncio.current_task()}
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
+    # not strict: a scan file is written by a worker thread, with no timer pending
+    return _run_virtual(coroutine, start=1000.0, strict=False)
 
 
 def now() -> float:
