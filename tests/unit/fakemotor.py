@@ -30,7 +30,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from virtualclock import run_virtual  # noqa: F401 - the tests import it from here
 
@@ -43,8 +43,6 @@ from benchioc.homing import (
     Msta,
     limit_order,
 )
-
-T = TypeVar("T")
 
 
 @dataclass
