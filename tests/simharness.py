@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchioc import epicsenv
+from camon import end, spawn
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "configs" / "bench.yaml"
@@ -150,9 +151,8 @@ class Monitor:
         self.pvs = pvs
         self.updates: list[Update] = []
         self._changed = threading.Condition()
-        self._process = subprocess.Popen([str(BIN / "camonitor"), "-t", "n", *pvs], env=env,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                         text=True)
+        self._process = spawn([str(BIN / "camonitor"), "-t", "n", *pvs], env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -186,9 +186,7 @@ class Monitor:
                       timeout, f"{pv} = {value} ({count}x)")
 
     def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(5)
+        end(self._process)
 
     def __enter__(self) -> Monitor:
         return self

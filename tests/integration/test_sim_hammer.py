@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from camon import end, spawn
 from simharness import BIN, Monitor, caget, caput, start_sim, transitions
 
 pytestmark = pytest.mark.integration
@@ -47,11 +48,10 @@ def churn_camonitors(env: dict[str, str], stop: threading.Event, cycles: list[in
     """camonitor clients that connect, monitor for a moment and vanish (some killed)."""
     rng = random.Random()
     while not stop.is_set():
-        client = subprocess.Popen([str(BIN / "camonitor"), *rng.sample(CHURN_PVS, 8)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = spawn([str(BIN / "camonitor"), *rng.sample(CHURN_PVS, 8)], env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stop.wait(rng.uniform(0.05, 0.3))  # how long this client stays: churn, not a sync
-        client.send_signal(rng.choice((signal.SIGTERM, signal.SIGKILL)))
-        client.wait()
+        end(client, rng.choice((signal.SIGTERM, signal.SIGKILL)))
         cycles.append(1)
 
 

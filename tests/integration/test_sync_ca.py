@@ -23,8 +23,9 @@ from simharness import run_ca, start_sim
 pytestmark = pytest.mark.integration
 
 # Software timing of a Cont scan: the camera starts within a few ms of the motor
-# passing Start; at 4 mm/s that is well inside a tenth of the 0.2 mm step.
-CONT_TOLERANCE = 0.02
+# passing Start (6 ms seen on a loaded 2-core machine, 0.023 mm at 4 mm/s); stated
+# tolerance: a quarter of the 0.2 mm step, as in the IOC-level test.
+CONT_TOLERANCE = 0.05
 FLY_TOLERANCE = 1e-5  # position compare fires at the exact crossing
 
 

@@ -25,6 +25,13 @@ Both defects were measured on these machines (see the project's design notes):
    the IOC's aioca client). Fix: set TCP_NODELAY on each accepted socket, as libca and
    rsrv do.
 
+4. `_TaskHandler.cancel` (caproto/asyncio/utils.py), used when a client disconnects
+   abruptly (a killed camonitor), cancels the circuit's subscription task and then
+   `await`s it; on Python 3.11 that raises "RuntimeError: await wasn't used with
+   future" and caproto logs a traceback for the disconnect (the server carries on).
+   Fix: wait for the cancelled task with asyncio.wait, which neither re-raises its
+   cancellation nor its error, and never wait for the task that is cancelling itself.
+
 The batching delay is also forced to 0 here (the module reads the environment variable
 at import, which may precede the loopback environment being applied).
 """
@@ -106,6 +113,13 @@ async def flush_updates(context, max_rounds: int = 200) -> None:
     await asyncio.sleep(0)  # the circuit loop that took the last item writes it now
 
 
+async def _cancel_task(self, task: asyncio.Task) -> None:
+    """caproto's _TaskHandler.cancel, waiting for the end without awaiting the task."""
+    task.cancel()
+    if task is not asyncio.current_task():
+        await asyncio.wait({task})
+
+
 def _with_nodelay(original_init):
     """_TransportWrapper.__init__ that also switches Nagle's algorithm off."""
 
@@ -135,6 +149,7 @@ def apply() -> None:
     common.Context._subscription_queue_iteration = _subscription_queue_iteration
     asyncio_server.VirtualCircuit.get_from_sub_queue = _get_from_sub_queue
     common.HIGH_LOAD_TIMEOUT = 0.0
+    asyncio_utils._TaskHandler.cancel = _cancel_task
     wrapper = asyncio_utils._TransportWrapper
     wrapper.__init__ = _with_nodelay(wrapper.__init__)
     _applied = True
