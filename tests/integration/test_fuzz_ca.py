@@ -5,7 +5,6 @@ and puts while busy. The IOC stays up, every refusal shows, and the file stays v
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +22,8 @@ MOTOR = "B"
 
 
 @pytest.fixture(scope="module")
-def ioc(repo_root, tmp_path_factory):
-    path = tmp_path_factory.mktemp("fuzz") / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
-    process = IocProcess(path, time_scale=20)
+def ioc(bench_config):
+    process = IocProcess(bench_config, time_scale=20)
     yield process
     alive = process.process.poll() is None
     process.stop()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -15,14 +12,6 @@ pytestmark = pytest.mark.integration
 
 MOTORS = ["A", "B", "C", "D", "E"]  # D is the reversed (DIR=Neg) axis
 DONE_BIT = 1 << 1
-
-
-@pytest.fixture(scope="module")
-def bench_config(repo_root, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("bench")
-    path = folder / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
-    return path
 
 
 @pytest.fixture(scope="module")

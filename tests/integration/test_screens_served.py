@@ -4,7 +4,6 @@ of the default config."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def ioc(repo_root, tmp_path_factory):
-    path = tmp_path_factory.mktemp("screens") / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
-    process = IocProcess(path, time_scale=20)
+def ioc(bench_config):
+    process = IocProcess(bench_config, time_scale=20)
     yield process
     process.stop()
 
