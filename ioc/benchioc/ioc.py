@@ -699,10 +699,19 @@ def load_access_security(path: Path) -> None:
 
 
 async def stop_all(bench: Bench, grace: float = 5.0) -> None:
+    """On the way out: abort scan and homing (motors told to stop), then drop the
+    motor monitors so that the simulated bench stopping next is not logged as a fault."""
     if bench.sync is not None and bench.sync.controller is not None:
         bench.sync.controller.abort()
-    if bench.homing is None or not bench.homing.busy:
-        return
+    if bench.homing is not None and bench.homing.busy:
+        await _abort_homing(bench, grace)
+    for binding in bench.motors.values():
+        if binding.motor is not None:
+            binding.motor.close()
+
+
+async def _abort_homing(bench: Bench, grace: float) -> None:
+    assert bench.homing is not None
     idle = asyncio.Event()
     bench.homing.subscribe(lambda update: None if update.busy else idle.set())
     bench.homing.abort_all()
