@@ -122,6 +122,23 @@ def test_pyepics_motor_moves_and_reads_back(sim: SimProcess):
     assert float(second.split()[3]) == pytest.approx(-3.5, abs=0.05)
 
 
+def test_ophyd_epics_motor_moves_the_simulated_motor(sim: SimProcess):
+    # ophyd's EpicsMotor (what bluesky plans use) connects to every field it declares
+    code = (
+        "from ophyd import EpicsMotor\n"
+        "m = EpicsMotor('SIM:B', name='b')\n"
+        "m.wait_for_connection(timeout=10)\n"
+        "m.set(2.5).wait(timeout=30)\n"
+        "print(m.user_readback.get(use_monitor=False), m.motor_done_move.get(),"
+        " m.egu, m.low_limit_switch.get(), m.high_limit_switch.get())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=sim.env, capture_output=True,
+                            text=True, timeout=90)
+    assert result.returncode == 0, result.stderr[-2000:]
+    readback, done, egu, lls, hls = result.stdout.split()
+    assert (float(readback), done, egu, lls, hls) == (2.5, "1", "mm", "0", "0")
+
+
 def test_dir_neg_axis_trips_its_raw_low_switch_as_hls(sim: SimProcess):
     caput("SIM:D.DHLM", 0, sim.env)
     caput("SIM:D.DLLM", 0, sim.env)
