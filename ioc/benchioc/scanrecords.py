@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy
+from softioc import alarm
 
 from .pvs import SYNC_PVS, Scope
 from .records import message_severity, set_put_disabled
@@ -67,9 +68,13 @@ class SyncBinding:
         return {field: _CONVERT.get(field, float)(self.rec(record).get())
                 for record, field in SETTINGS.items()}
 
-    def message(self, text: str, error: bool = False) -> None:
+    def message(self, text: str, error: bool = False, warning: bool = False) -> None:
+        """error: a refusal or failure (MAJOR); warning: the settings are not ready to
+        run yet, which is normal while someone types them (MINOR)."""
+        severity = message_severity(error) if error or not warning else alarm.MINOR_ALARM
         log.log(logging.WARNING if error else logging.INFO, "sync: %s", text)
-        self.rec("Message").set(text[:511], severity=message_severity(error))
+        self.rec("Message").set(text[:511], severity=severity,
+                                alarm=alarm.STATE_ALARM if severity else alarm.NO_ALARM)
 
     # --- handlers ----------------------------------------------------------------------
     def _setting_put(self, field: str):
@@ -98,7 +103,7 @@ class SyncBinding:
                                        f"{preview.estimated_time:.1f} s")
             text = text if preview.ok else f"not ready: {text}"
             if text != self.rec("Message").get():
-                self.message(text, error=not preview.ok)
+                self.message(text, warning=not preview.ok)
 
     async def _run(self, _value: Any) -> None:
         if self.controller is None:
