@@ -319,7 +319,7 @@ class MotorBinding:
 
     def _show(self, record: str, value: Any, severity: int = alarm.NO_ALARM,
               status_alarm: int = alarm.NO_ALARM) -> bool:
-        """Set a mirror record if its value or alarm changed; True if it was set."""
+        """Set a status record if its value or alarm changed; True if it was set."""
         shown = (value, severity, status_alarm)
         if self._shown.get(record) == shown:
             return False
@@ -333,9 +333,7 @@ class MotorBinding:
         self.rec("Progress").set(update.progress)
         self.message(update.message, error=update.state is HomingState.FAILED, logged=True)
         busy = self.homing.busy
-        if self._shown.get("Busy") != busy:
-            self._shown["Busy"] = busy
-            self.rec("Busy").set(int(busy))
+        if self._show("Busy", int(busy)):
             # While homing, puts to HomeHi/HomeLo are refused by the record (DISP)
             # rather than queued behind the running put-callback for later.
             for action in ("HomeHi", "HomeLo"):

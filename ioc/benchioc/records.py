@@ -133,7 +133,10 @@ def flag_refused(record) -> None:
     def raise_alarm() -> None:
         record.set_alarm(alarm.MAJOR_ALARM, alarm.WRITE_ALARM)
 
-    _IOC_LOOP.call_soon_threadsafe(raise_alarm) if _IOC_LOOP else raise_alarm()
+    if _IOC_LOOP is None:
+        raise_alarm()
+    else:
+        _IOC_LOOP.call_soon_threadsafe(raise_alarm)
 
 
 def clear_alarm(record) -> None:
