@@ -258,6 +258,22 @@ class MotorStatusFeed:
             self._waiters.remove(waiter)
 
 
+class FeedBackedMotor:
+    """The status/wait_for half of HomingMotor for a motor whose monitor updates go to
+    a MotorStatusFeed (the aioca client and the unit tests' fake alike)."""
+
+    feed: MotorStatusFeed
+
+    @property
+    def status(self) -> MotorStatus:
+        return self.feed.status
+
+    async def wait_for(
+        self, predicate: Callable[[MotorStatus], bool], timeout: float, what: str
+    ) -> MotorStatus:
+        return await self.feed.wait_for(predicate, timeout, what)
+
+
 @dataclass
 class HomingSettings:
     """What homing one motor needs to know (config general.tolerance + motor + homing)."""

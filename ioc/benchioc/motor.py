@@ -23,6 +23,7 @@ from epicscorelibs.ca import cadef
 
 from .homing import (
     Direction,
+    FeedBackedMotor,
     HomingError,
     MotorDisconnected,
     MotorStatus,
@@ -59,7 +60,7 @@ WRITE_ONLY_FIELDS = ("JOGF", "JOGR", "STOP", "SYNC", "SET")
 DEFAULT_PUT_TIMEOUT = 5.0
 
 
-class EpicsMotor:
+class EpicsMotor(FeedBackedMotor):
     """One motor record over CA; implements homing.HomingMotor."""
 
     def __init__(
@@ -164,15 +165,6 @@ class EpicsMotor:
         self.feed.publish(self._build_status())
 
     # --- HomingMotor protocol -----------------------------------------------------------
-    @property
-    def status(self) -> MotorStatus:
-        return self.feed.status
-
-    async def wait_for(
-        self, predicate: Callable[[MotorStatus], bool], timeout: float, what: str
-    ) -> MotorStatus:
-        return await self.feed.wait_for(predicate, timeout, what)
-
     async def _put(self, field: str, value: Any, wait: bool, timeout: float | None = None) -> None:
         pv = self.pv(field)
         if not self.status.connected:

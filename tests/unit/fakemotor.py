@@ -36,6 +36,7 @@ from virtualclock import run_virtual  # noqa: F401 - the tests import it from he
 
 from benchioc.homing import (
     Direction,
+    FeedBackedMotor,
     MotorDisconnected,
     MotorStatus,
     MotorStatusFeed,
@@ -77,7 +78,7 @@ class FakeFaults:
     speed_factor: float = 1.0  # < 1: slower than JVEL says
 
 
-class FakeMotor:
+class FakeMotor(FeedBackedMotor):
     """A motor record with simple physics, in user coordinates (DIR=Pos)."""
 
     def __init__(self, name: str = "A", physics: FakePhysics | None = None) -> None:
@@ -167,15 +168,6 @@ class FakeMotor:
             self.feed.publish(status)
 
     # --- HomingMotor protocol -----------------------------------------------------------
-    @property
-    def status(self) -> MotorStatus:
-        return self.feed.status
-
-    async def wait_for(
-        self, predicate: Callable[[MotorStatus], bool], timeout: float, what: str
-    ) -> MotorStatus:
-        return await self.feed.wait_for(predicate, timeout, what)
-
     async def _put(self, what: str) -> None:
         """One CA put: a hook (for tests), a connection check, a round trip."""
         self.calls.append(what)
