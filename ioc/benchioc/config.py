@@ -106,6 +106,8 @@ class HomingConfig(_Strict):
     settle_timeout: float = Field(10.0, gt=0)
     stall_time: float = Field(2.0, gt=0)
     move_timeout: float = Field(0, ge=0)  # 0: derived from distance and speed
+    creep_speed: float = Field(0, ge=0)  # 0: a tenth of the motor's JVEL
+    backoff: float = Field(0, ge=0)  # 0: what the creep speed covers in half a second
 
 
 class CameraConfig(_Strict):

@@ -25,9 +25,12 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .motorrecord import Msta, Spmg
+
+if TYPE_CHECKING:
+    from .config import BenchConfig
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,10 @@ class MotorStatus:
         return self._bit(Msta.COMM_ERR)
 
     @property
+    def gain_support(self) -> bool:
+        return self._bit(Msta.GAIN_SUPPORT)
+
+    @property
     def homed_bit(self) -> bool:
         return self._bit(Msta.HOMED)
 
@@ -181,6 +188,8 @@ class HomingMotor(Protocol):
     async def stop(self) -> None: ...
 
     async def sync(self) -> None: ...
+
+    async def set_jog_speed(self, jvel: float) -> None: ...
 
     async def set_position(self, value: float) -> None: ...
 
@@ -288,6 +297,19 @@ class HomingSettings:
     move_timeout: float = 0  # 0: derived from the distance to center and VELO
     position_tolerance: float = 0  # 0: max(1e-3, 10**-PREC) in motor units
     stall_distance: float = 0  # 0: 5 % of what JVEL covers in stall_time
+    creep_speed: float = 0  # 0: a tenth of JVEL; the speed of the final approach
+    backoff: float = 0  # 0: what the creep speed covers in half a second
+
+    @classmethod
+    def from_config(cls, config: BenchConfig, motor: str) -> HomingSettings:
+        """The settings of one motor from the bench config (IOC and motion-box alike)."""
+        entry, homing = config.motors[motor], config.homing
+        return cls(
+            lo_lim=entry.lo_lim, hi_lim=entry.hi_lim, center=entry.center,
+            tolerance=config.tolerance, seek_timeout=homing.seek_timeout,
+            settle_timeout=homing.settle_timeout, stall_time=homing.stall_time,
+            move_timeout=homing.move_timeout, creep_speed=homing.creep_speed,
+            backoff=homing.backoff)
 
     def check(self, name: str) -> None:
         numbers = (self.lo_lim, self.hi_lim, self.center, self.tolerance)
@@ -304,7 +326,8 @@ class HomingSettings:
             )
         if self.tolerance < 0:
             raise HomingError(f"{name}: tolerance ({self.tolerance:g}) must not be negative")
-        for field in ("seek_timeout", "move_timeout", "position_tolerance", "stall_distance"):
+        for field in ("seek_timeout", "move_timeout", "position_tolerance", "stall_distance",
+                      "creep_speed", "backoff"):
             if getattr(self, field) < 0:
                 raise HomingError(f"{name}: {field} ({getattr(self, field):g}) must be >= 0")
         for field in ("settle_timeout", "stall_time"):
@@ -331,13 +354,17 @@ class HomingUpdate:
 
 
 # Progress (%) at the start of each phase; seeking and centering fill their spans.
-_SEEK_START, _SEEK_END = 5.0, 60.0
+_SEEK_START, _SEEK_END = 5.0, 50.0
+_BACKED_OFF, _APPROACHED = 55.0, 60.0
 _SETTLED, _CALIBRATED, _LIMITS_SET = 65.0, 75.0, 80.0
 _CENTER_END = 99.0
 # Seconds added to derived timeouts for CA round trips and controller latency.
 _TIMEOUT_MARGIN = 2.0
 # Bound on each clean-up step, so an abort always ends even with a dead motor.
 _CLEANUP_TIMEOUT = 5.0
+# The final approach: a tenth of the jog speed, from half a second's creep away.
+_CREEP_FRACTION = 0.1
+_CREEP_RUN_S = 0.5
 
 
 def _fault(status: MotorStatus) -> str | None:
@@ -361,8 +388,10 @@ def _preflight_problem(status: MotorStatus) -> str | None:
     fault = _fault(status)
     if fault:
         return fault
-    if not status.cnen:
-        return "motor control disabled: CNEN is Disable, set it to Enable"
+    if not status.cnen and status.gain_support:
+        # Drivers without closed-loop support (MSTA GAIN_SUPPORT clear, motorSim and most
+        # steppers) ignore CNEN and move anyway; only a servo loop that is off stops them.
+        return "closed-loop control disabled: CNEN is Disable, set it to Enable"
     if not status.dmov:
         return "motor is moving (DMOV=0): wait for it to stop, or stop it first"
     if not status.jvel > 0:
@@ -391,6 +420,7 @@ class _Procedure:
         self.progress = 0.0
         self.phase = "preparing"
         self.saved_dial_limits: tuple[float, float] | None = None
+        self.saved_jvel: float | None = None  # while the creep speed is in JVEL
         self.final_limits_set = False
         self.acted = False  # nothing to undo until the first write to the motor
 
@@ -427,7 +457,14 @@ class _Procedure:
         self.preflight()
         await self.disable_soft_limits()
         await self.seek()
-        await self.settle()
+        await self.settle(HomingState.SEEKING, _SEEK_END)
+        # Where a stage stops past its switch grows with the speed it hit it at: the
+        # calibration is taken after a slow second approach, so the jog speed drops out.
+        creep = self.creep_speed(self.status)
+        await self.back_off(creep)
+        await self.approach(creep)
+        await self.settle(HomingState.CALIBRATING, _SETTLED)
+        await self.restore_jog_speed()
         await self.calibrate()
         await self.apply_soft_limits()
         await self.center()
@@ -577,27 +614,136 @@ class _Procedure:
         if fault:
             raise self.error(f"{fault} (while {self.phase}, at {status.fmt(status.rbv)})")
 
-    async def settle(self) -> None:
+    async def settle(self, state: HomingState, progress: float) -> None:
         d = self.direction
         self.phase = f"settling on the {d.switch_name}"
-        self.report(
-            HomingState.CALIBRATING,
-            self.say(f"on the {d.switch_name}; waiting for the motor to settle"),
-            _SEEK_END,
-        )
-        status = await self.motor.wait_for(
-            lambda s: s.settled() or _fault(s) is not None,
-            self.settings.settle_timeout,
-            f"the motor to settle on the {d.switch_name} (DMOV=1 and MSTA DONE)",
-        )
+        self.report(state, self.say(f"on the {d.switch_name}; waiting for the motor to settle"))
+        what = f"the motor to settle on the {d.switch_name} (DMOV=1 and MSTA DONE)"
+        grace = self.settle_grace()
+        try:
+            status = await self.motor.wait_for(self.settled_or_fault, grace, what)
+        except MotorTimeout:
+            # The record stopped at the trip but the controller still reports motion: a
+            # driver creeping back onto the switch (motorSim on an axis that has not made
+            # an absolute move yet returns at 1 step/s). A STOP ends it where it is.
+            status = self.status
+            log.info("%s: still moving %.3g s after the %s trip (at %s); sending STOP",
+                     self.name, grace, d.switch_name, status.fmt(status.rbv))
+            await self.motor.stop()
+            timeout = self.settings.settle_timeout
+            try:
+                status = await self.motor.wait_for(
+                    self.settled_or_fault, max(timeout - grace, 1.0), what)
+            except MotorTimeout:
+                raise self.error(f"timed out after {timeout:.3g} s waiting for {what}; a STOP"
+                                 f" after {grace:.3g} s did not end the motion") from None
         self.raise_on_fault(status)
         if not status.on_switch(d):
             log.warning("%s: settled off the %s at %g", self.name, d.switch_name, status.rbv)
         self.report(
-            HomingState.CALIBRATING,
-            self.say(f"settled on the {d.switch_name} at {status.fmt(status.rbv)}"),
-            _SETTLED,
+            state, self.say(f"settled on the {d.switch_name} at {status.fmt(status.rbv)}"),
+            progress,
         )
+
+    def creep_speed(self, status: MotorStatus) -> float:
+        if self.settings.creep_speed > 0:
+            return self.settings.creep_speed
+        return _CREEP_FRACTION * status.jvel
+
+    def backoff_distance(self, creep: float) -> float:
+        if self.settings.backoff > 0:
+            return self.settings.backoff
+        return max(creep * _CREEP_RUN_S, 10 * self.position_tolerance())
+
+    async def back_off(self, creep: float) -> None:
+        """Move off the switch, past the point where it tripped, until it releases."""
+        d = self.direction
+        self.phase = f"backing off the {d.switch_name}"
+        status = self.status
+        distance = self.backoff_distance(creep)
+        # VAL holds the readback at the trip; the motor ran on past it
+        if d is Direction.HI:
+            target = min(status.val, status.rbv) - distance
+        else:
+            target = max(status.val, status.rbv) + distance
+        self.report(HomingState.SEEKING,
+                    self.say(f"backing off the {d.switch_name} to {status.fmt(target)}"))
+        await self.move_watched(target, f"backing off the {d.switch_name} to")
+        try:
+            status = await self.motor.wait_for(
+                lambda s: not s.on_switch(d) or _fault(s) is not None,
+                self.settings.settle_timeout, f"the {d.switch_name} to release")
+        except MotorTimeout:
+            status = self.status
+            raise self.error(
+                f"the {d.switch_name} is still active at {status.fmt(status.rbv)}, backed off"
+                f" {status.fmt(distance)} past where it tripped: set homing.backoff above the"
+                f" switch's hysteresis") from None
+        self.raise_on_fault(status)
+        self.report(HomingState.SEEKING,
+                    self.say(f"off the {d.switch_name} at {status.fmt(status.rbv)}"),
+                    _BACKED_OFF)
+
+    async def approach(self, creep: float) -> None:
+        """Jog onto the switch again at the creep speed."""
+        d = self.direction
+        self.phase = f"approaching the {d.switch_name}"
+        await self.set_jog_speed(creep)
+        status = self.status
+        self.report(HomingState.SEEKING, self.say(
+            f"approaching the {d.switch_name} at {status.jvel:g} {status.speed_unit}"))
+        distance = self.backoff_distance(creep) + abs(status.rbv - status.val)
+        timeout = 3 * distance / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN
+        deadline = self.loop_time + timeout
+        await self.motor.jog(d)
+        status = await self.wait_until_moving(deadline)
+        await self.watch_seek(status, status.rbv, deadline, timeout)
+        self.report(HomingState.SEEKING, self.say(
+            f"reached the {d.switch_name} at {status.jvel:g} {status.speed_unit}"), _APPROACHED)
+
+    async def set_jog_speed(self, jvel: float) -> None:
+        status = self.status
+        if self.saved_jvel is None:
+            self.saved_jvel = status.jvel
+        await self.motor.set_jog_speed(jvel)
+        try:
+            await self.motor.wait_for(
+                lambda s: math.isclose(s.jvel, jvel, rel_tol=1e-6, abs_tol=1e-12),
+                self.settings.settle_timeout, f"JVEL to read {jvel:g}")
+        except MotorTimeout:
+            raise self.error(
+                f"the jog speed JVEL reads {self.status.jvel:g} {status.speed_unit}, not the"
+                f" creep speed {jvel:g} {status.speed_unit} written: is it below VBAS or"
+                f" above VMAX? set homing.creep_speed") from None
+
+    async def restore_jog_speed(self) -> None:
+        if self.saved_jvel is not None:
+            await self.motor.set_jog_speed(self.saved_jvel)
+            self.saved_jvel = None
+
+    async def move_watched(self, target: float, what: str,
+                           on_status: Callable[[MotorStatus], None] = lambda s: None) -> None:
+        """A put-callback move with faults watched; a timeout is reported in words."""
+        status = self.status
+        distance = abs(target - status.rbv)
+        timeout = self.move_timeout(status, distance)
+        try:
+            await self.while_watching(self.motor.move(target, timeout), on_status)
+        except MotorTimeout:
+            status = self.status
+            raise self.error(
+                f"{what} {status.fmt(target)} did not finish within {timeout:.3g} s"
+                f" (distance {status.fmt(distance)} at {status.velo:g} {status.speed_unit};"
+                f" now at {status.fmt(status.rbv)})") from None
+
+    @staticmethod
+    def settled_or_fault(status: MotorStatus) -> bool:
+        return status.settled() or _fault(status) is not None
+
+    def settle_grace(self) -> float:
+        """How long a controller may take to come to rest on the switch on its own:
+        a deceleration and a return at speed (measured on motorSim: 0.6 s)."""
+        return min(self.settings.settle_timeout, 2 * self.status.accl + 1.0)
 
     async def calibrate(self) -> None:
         target = self.settings.switch_position(self.direction)
@@ -651,7 +797,6 @@ class _Procedure:
         center = self.settings.center
         self.phase = "moving to center"
         status = self.status
-        distance = abs(center - status.rbv)
         start = status.rbv
         self.report(
             HomingState.CENTERING,
@@ -659,18 +804,8 @@ class _Procedure:
                      f" {status.speed_unit}"),
             _LIMITS_SET,
         )
-        timeout = self.move_timeout(status, distance)
-        try:
-            await self.while_watching(
-                self.motor.move(center, timeout), lambda s: self.center_progress(s, start)
-            )
-        except MotorTimeout:
-            status = self.status
-            raise self.error(
-                f"move to center {status.fmt(center)} did not finish within {timeout:.3g} s"
-                f" (distance {status.fmt(distance)} at {status.velo:g} {status.speed_unit};"
-                f" now at {status.fmt(status.rbv)})"
-            ) from None
+        await self.move_watched(center, "move to center",
+                                lambda s: self.center_progress(s, start))
         await self.verify_center()
 
     def center_progress(self, status: MotorStatus, start: float) -> None:
@@ -746,6 +881,12 @@ class _Procedure:
             problems.append(f"STOP failed ({_reason(error)})")
         else:
             problems += await self.confirm_stopped()
+        if self.saved_jvel is not None:
+            jvel = self.saved_jvel
+            try:
+                await asyncio.wait_for(self.restore_jog_speed(), _CLEANUP_TIMEOUT)
+            except Exception as error:
+                problems.append(f"jog speed NOT restored to JVEL={jvel:g} ({_reason(error)})")
         if self.saved_dial_limits is not None and not self.final_limits_set:
             dllm, dhlm = self.saved_dial_limits
             try:

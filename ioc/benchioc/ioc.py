@@ -79,20 +79,6 @@ class HomingStateStore:
         cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n")
 
 
-def homing_settings(config: cfg.BenchConfig, motor: str) -> HomingSettings:
-    entry = config.motors[motor]
-    return HomingSettings(
-        lo_lim=entry.lo_lim,
-        hi_lim=entry.hi_lim,
-        center=entry.center,
-        tolerance=config.tolerance,
-        seek_timeout=config.homing.seek_timeout,
-        settle_timeout=config.homing.settle_timeout,
-        stall_time=config.homing.stall_time,
-        move_timeout=config.homing.move_timeout,
-    )
-
-
 @dataclass
 class Bench:
     """What the handlers share: the config document, the engines and the records."""
@@ -248,8 +234,8 @@ class MotorBinding:
     async def start(self) -> None:
         entry = self.bench.config.motors[self.name]
         self.motor = EpicsMotor(self.name, entry.pv_root, on_change=self._on_motor)
-        self.homing = MotorHoming(self.motor, lambda: homing_settings(self.bench.config,
-                                                                      self.name))
+        self.homing = MotorHoming(
+            self.motor, lambda: HomingSettings.from_config(self.bench.config, self.name))
         saved = self.bench.store.get(self.name)
         if saved.get("homed"):
             # Homed survives an IOC restart (the motor record kept its calibration);

@@ -489,7 +489,8 @@ async def _home_with_engine(request: HomeRequest,
               for n in request.names}
     try:
         outcomes = await _connect_motors(motors, request.connect_timeout, display)
-        homings = {n: engine.MotorHoming(motors[n], functools.partial(engine_settings, bench, n))
+        settings = engine.HomingSettings.from_config
+        homings = {n: engine.MotorHoming(motors[n], functools.partial(settings, bench, n))
                    for n in motors if n not in outcomes}
         for name, homing in homings.items():
             homing.subscribe(functools.partial(_show_update, display, name))
@@ -523,19 +524,6 @@ async def _connect_motors(motors: dict, timeout: float,
             display.update(name, state="Failed", message=reason)
             failed[name] = HomeOutcome(False, reason)
     return failed
-
-
-def engine_settings(bench: config.BenchConfig, name: str):
-    """The engine's settings for one motor, read from the config at the moment homing
-    starts (the same mapping the IOC uses)."""
-    from benchioc.homing import HomingSettings
-
-    entry = bench.motors[name]
-    return HomingSettings(
-        lo_lim=entry.lo_lim, hi_lim=entry.hi_lim, center=entry.center,
-        tolerance=bench.tolerance, seek_timeout=bench.homing.seek_timeout,
-        settle_timeout=bench.homing.settle_timeout, stall_time=bench.homing.stall_time,
-        move_timeout=bench.homing.move_timeout)
 
 
 def state_word(state) -> str:

@@ -196,6 +196,9 @@ class EpicsMotor(FeedBackedMotor):
         """SYNC=1: VAL (and DVAL) take the readback."""
         await self._put("SYNC", 1, wait=True)
 
+    async def set_jog_speed(self, jvel: float) -> None:
+        await self._put("JVEL", jvel, wait=True)
+
     async def set_position(self, value: float) -> None:
         """SET=Set, VAL=value, SET=Use; back to Use even if the VAL write fails."""
         try:

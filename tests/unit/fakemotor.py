@@ -61,6 +61,7 @@ class FakePhysics:
     dllm: float = -40.0  # soft limits in force before homing
     dhlm: float = 40.0
     settle_time: float = 0.3  # from the end of the deceleration to MSTA DONE
+    stop_ends_settling: bool = False  # a STOP while settling makes it DONE at once
     hard_stop: float = 2.0  # mechanical end this far beyond each switch
     egu: str = "mm"
     prec: int = 3
@@ -190,6 +191,9 @@ class FakeMotor(FeedBackedMotor):
 
     async def stop(self) -> None:
         await self._put("STOP=1")
+        if self.mode == "settling" and self.p.stop_ends_settling:
+            self.settle_left = 0.0  # the next tick ends it
+            return
         if self.faults.ignore_stop or self.mode in ("idle", "overshoot", "settling"):
             return
         self.mode = "stopping"
@@ -197,6 +201,11 @@ class FakeMotor(FeedBackedMotor):
     async def sync(self) -> None:
         await self._put("SYNC=1")
         self.val = self.rbv
+        self.publish()
+
+    async def set_jog_speed(self, jvel: float) -> None:
+        await self._put(f"JVEL={jvel:g}")
+        self.p.jvel = jvel
         self.publish()
 
     async def set_position(self, value: float) -> None:

@@ -84,10 +84,69 @@ def test_homing_calibrates_the_settled_switch_position(direction: Direction) -> 
         assert motor.user(switch_dial) == pytest.approx(SWITCH_READS[direction], abs=1e-9)
         switch = motor.p.high_switch if direction is HI else motor.p.low_switch
         overshoot = abs(switch_dial - switch)
-        assert overshoot > 0.1, "the fake must overshoot, or stale VAL would go unnoticed"
+        # the final approach is slow, so the overshoot is small, but it is there
+        assert overshoot > 1e-3, "the fake must overshoot, or stale VAL would go unnoticed"
         assert motor.status.rbv == pytest.approx(0.0, abs=1e-3)
         assert (motor.status.llm, motor.status.hlm) == pytest.approx((-40.0, 40.0))
         assert motor.limit_violations == []
+
+    run_virtual(scenario())
+
+
+def test_calibration_does_not_depend_on_the_jog_speed() -> None:
+    """The fake stops past the switch by a distance that grows with speed (as a real
+    stage does); the calibration is taken after the slow second approach, so homing at
+    5, 10 or 15 mm/s puts the switch at the same dial position."""
+
+    async def home_at(jvel: float) -> tuple[float, float]:
+        motor = FakeMotor(physics=FakePhysics(jvel=jvel))
+        first_stops: list[float] = []
+        calibrated: list[float] = []
+        # the first VAL put is the back-off: the motor is where the fast jog left it
+        motor.hooks["VAL"] = lambda: first_stops.append(motor.dial)
+        motor.hooks["SYNC"] = lambda: calibrated.append(motor.dial)
+        _, error = await run_home(motor, HI, make_settings(creep_speed=1.0))
+        assert error is None, error
+        return first_stops[0], calibrated[0]
+
+    async def scenario() -> None:
+        # (not faster: at 20 mm/s the fake would run into its mechanical end)
+        stops = [await home_at(jvel) for jvel in (5.0, 10.0, 15.0)]
+        first = [stop for stop, _ in stops]
+        final = [dial for _, dial in stops]
+        assert max(first) - min(first) > 0.3  # at jog speed the stop moves with the speed
+        # after the creep it does not, within what the creep covers in one tick of the
+        # fake's physics (its readback period)
+        assert max(final) - min(final) <= 1.0 * FakePhysics().tick + 1e-9
+
+    run_virtual(scenario())
+
+
+def test_homing_backs_off_and_approaches_again_at_the_creep_speed() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        recorder, error = await run_home(motor)
+        assert error is None, error
+        jog_speeds = [call for call in motor.calls if call.startswith("JVEL=")]
+        assert jog_speeds == ["JVEL=1", "JVEL=10"]  # a tenth of JVEL, then JVEL back
+        assert [c for c in motor.calls if c.startswith("JOG")] == ["JOGF=1", "JOGF=1"]
+        messages = [update.message for update in recorder.updates]
+        assert any(m.startswith("A: backing off the high limit switch to") for m in messages)
+        assert "A: approaching the high limit switch at 1 mm/s" in messages
+
+    run_virtual(scenario())
+
+
+def test_an_abort_while_creeping_restores_the_jog_speed() -> None:
+    async def scenario() -> None:
+        motor = FakeMotor()
+        task = asyncio.ensure_future(run_home(motor))
+        await motor.wait_for(lambda s: s.jvel == 1.0 and not s.dmov, 60, "the creep")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert motor.calls[-1] == "JVEL=10" or "JVEL=10" in motor.calls[-4:]
+        assert motor.status.jvel == 10.0
 
     run_virtual(scenario())
 
@@ -143,16 +202,23 @@ def test_homing_takes_the_time_the_travel_needs() -> None:
 
 
 @pytest.mark.parametrize("direction", [HI, LO])
-def test_already_on_the_switch_skips_the_jog(direction: Direction) -> None:
+def test_already_on_the_switch_skips_the_fast_jog(direction: Direction) -> None:
     async def scenario() -> None:
         physics = FakePhysics()
         physics.start = physics.high_switch + 0.3 if direction is HI else physics.low_switch - 0.3
         motor = FakeMotor(physics=physics)
+        calibrated: list[float] = []
+        motor.hooks["SYNC"] = lambda: calibrated.append(motor.dial)
         recorder, error = await run_home(motor, direction)
         assert error is None, error
-        assert direction.jog_field + "=1" not in motor.calls
+        # no jog at JVEL: only the slow approach after backing off
+        assert motor.calls.count(direction.jog_field + "=1") == 1
+        jog = motor.calls.index(direction.jog_field + "=1")
+        assert motor.calls[jog - 1] == "JVEL=1"
         assert any("already on the" in update.message for update in recorder.updates)
-        assert motor.user(physics.start) == pytest.approx(SWITCH_READS[direction])
+        switch = physics.high_switch if direction is HI else physics.low_switch
+        assert calibrated[0] == pytest.approx(switch, abs=0.05)
+
 
     run_virtual(scenario())
 
@@ -366,6 +432,36 @@ def test_a_motor_that_ignores_stop_still_ends_the_homing() -> None:
     run_virtual(scenario())
 
 
+def test_cnen_disabled_homes_when_the_driver_has_no_closed_loop() -> None:
+    """The genuine record starts at CNEN=0; motorSim and most stepper drivers (MSTA
+    GAIN_SUPPORT clear) move regardless, so homing must not refuse them."""
+
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.cnen = False
+        motor.publish_now()
+        recorder, error = await run_home(motor)
+        assert error is None, error
+        assert recorder.last.state is HomingState.HOMED
+
+    run_virtual(scenario())
+
+
+def test_a_controller_still_moving_after_the_trip_is_stopped_and_homing_goes_on() -> None:
+    """motorSim on an axis that never made an absolute move returns onto the switch at
+    1 step/s: DMOV=1 at the trip, DONE only minutes later. A STOP ends that."""
+
+    async def scenario() -> None:
+        motor = FakeMotor(physics=FakePhysics(settle_time=600.0, stop_ends_settling=True))
+        recorder, error = await run_home(motor)
+        assert error is None, error
+        assert recorder.last.state is HomingState.HOMED
+        first_jog = motor.calls.index("JOGF=1")
+        assert "STOP=1" in motor.calls[first_jog:]
+
+    run_virtual(scenario())
+
+
 def test_settling_too_slowly_fails() -> None:
     async def scenario() -> None:
         motor = FakeMotor(physics=FakePhysics(settle_time=20.0))
@@ -399,7 +495,7 @@ PREFLIGHT = [
     ("comm", "A: controller communication error: MSTA COMM_ERR bit set"),
     ("both", "A: both limit switches active — check the cabling"),
     ("spmg", "A: motor disabled: SPMG is Stop, set it to Go"),
-    ("cnen", "A: motor control disabled: CNEN is Disable, set it to Enable"),
+    ("cnen", "A: closed-loop control disabled: CNEN is Disable, set it to Enable"),
     ("moving", "A: motor is moving (DMOV=0): wait for it to stop, or stop it first"),
     ("disconnected", "A: motor record not connected"),
     ("jvel", "A: jog speed JVEL is 0 mm/s: set a positive speed"),
@@ -420,6 +516,7 @@ def test_preflight_refuses_without_touching_the_motor(problem: str, message: str
             motor.spmg = 0
         elif problem == "cnen":
             motor.cnen = False
+            motor.extra_msta |= Msta.GAIN_SUPPORT
         elif problem == "moving":
             motor.dmov = False
         elif problem == "disconnected":

@@ -55,7 +55,8 @@ def test_a_second_home_while_homing_is_refused_not_queued() -> None:
         with pytest.raises(HomingBusy, match="^motor A is already homing; abort it first$"):
             await homing.home(Direction.LO)
         assert await first is True
-        assert motor.calls.count("JOGF=1") == 1 and "JOGR=1" not in motor.calls
+        # one homing: the seek and the slow approach, both forward; nothing backward
+        assert motor.calls.count("JOGF=1") == 2 and "JOGR=1" not in motor.calls
         assert not homing.busy
 
     run_virtual(scenario())
