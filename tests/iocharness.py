@@ -27,14 +27,17 @@ class IocProcess:
 
     def __init__(self, config: Path, *, time_scale: float = 20.0, prefix: str = "BENCH:",
                  sim_port: int | None = None, extra: Sequence[str] = (),
-                 ready_timeout: float = 60.0) -> None:
+                 ready_timeout: float = 60.0, server_ports: Sequence[int] = ()) -> None:
+        """sim_port: a simulated bench already running; server_ports: other CA servers
+        the motors and devices are on (the genuine IOCs). Neither: --sim."""
         self.config = config
         self.prefix = prefix
         self.lines: list[str] = []
         self._ready = threading.Event()
         command = [sys.executable, "-m", "benchioc.cli", "--config", str(config),
                    "--prefix", prefix, *extra]
-        if sim_port is None:
+        self.server_ports = [sim_port] if sim_port is not None else list(server_ports)
+        if not self.server_ports:
             command += ["--sim", "--time-scale", str(time_scale)]
             env = epicsenv.loopback_env()
         else:
@@ -42,7 +45,7 @@ class IocProcess:
             self.pva_udp_port = epicsenv.free_port()
             command += ["--port", str(self.port), "--pva-port", str(epicsenv.free_port()),
                         "--pva-udp-port", str(self.pva_udp_port)]
-            env = epicsenv.loopback_env(ca_ports=[sim_port], server_port=self.port)
+            env = epicsenv.loopback_env(ca_ports=self.server_ports, server_port=self.port)
         self.sim_port = sim_port
         self.motors: list[str] = []
         self.ready_line = ""
@@ -64,8 +67,9 @@ class IocProcess:
                 self.pva_udp_port = int(match.group(4))
                 self.motors = match.group(5).split(",") if match.group(5) else []
                 self._ready.set()
-            if "clients: export" in line and self.sim_port is None:
+            if "clients: export" in line and not self.server_ports:
                 self.sim_port = int(line.rsplit(":", 1)[1].strip('"\n '))
+                self.server_ports = [self.sim_port]
         self._ready.set()  # the process ended: whoever waits must look at the output
 
     def output(self) -> str:
@@ -74,7 +78,7 @@ class IocProcess:
     @property
     def env(self) -> dict[str, str]:
         """Environment for a client that sees the IOC (CA and PVA) and the sim."""
-        ports = [self.port] + ([self.sim_port] if self.sim_port else [])
+        ports = [self.port, *self.server_ports]
         return epicsenv.loopback_env(ca_ports=ports, pva_udp_port=self.pva_udp_port)
 
     def pv(self, name: str) -> str:
