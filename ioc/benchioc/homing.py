@@ -556,12 +556,14 @@ class _Procedure:
                 raise self.seek_timed_out(timeout, status)
             until = min(deadline, reference_time + self.settings.stall_time)
             ref = reference
+
+            def moved_or_ended(s: MotorStatus, ref: float = ref) -> bool:
+                return (abs(s.rbv - ref) > stall_distance or s.dmov or s.on_switch(d)
+                        or _fault(s) is not None)
+
             try:
                 status = await self.motor.wait_for(
-                    lambda s, ref=ref: abs(s.rbv - ref) > stall_distance
-                    or s.dmov
-                    or s.on_switch(d)
-                    or _fault(s) is not None,
+                    moved_or_ended,
                     until - now,
                     f"the motor to move towards the {d.switch_name}",
                 )
@@ -838,8 +840,9 @@ class _Procedure:
     async def watch_faults(self, on_status: Callable[[MotorStatus], None]) -> None:
         seen = self.status
         while True:
+            previous = seen
             seen = await self.motor.wait_for(
-                lambda s, previous=seen: s is not previous, math.inf, f"the end of {self.phase}"
+                lambda s: s is not previous, math.inf, f"the end of {self.phase}"  # noqa: B023
             )
             self.raise_on_fault(seen)
             on_status(seen)

@@ -100,7 +100,8 @@ class Bench:
     def record(self, scope: Scope, name: str, motor: str | None = None):
         return self.records[f"{self.prefix}{scope_prefix(scope, motor)}{name}"]
 
-    def add_record(self, pv: Pv, scope: Scope, motor: str | None = None, **kwargs):
+    def add_record(self, pv: Pv, scope: Scope, motor: str | None = None, /,
+                   **kwargs: Any) -> Any:
         name = f"{self.prefix}{scope_prefix(scope, motor)}{pv.name}"
         self.records[name] = make_record(pv, name, **kwargs)
         return self.records[name]

@@ -556,6 +556,7 @@ def cli() -> None:
 @click.pass_context
 def help_command(ctx: click.Context, command_name: str | None) -> int:
     """Show how to use a command (or list the commands)."""
+    assert ctx.parent is not None and isinstance(ctx.parent.command, click.Group)
     group = ctx.parent.command
     if command_name is None:
         click.echo(group.get_help(ctx.parent))
@@ -619,6 +620,7 @@ def change(json_path: str, motor_name: str, pv_root: str, lo_lim: float, center:
         document.set_motor(motor_name, motor, must_exist=True)
         if before == motor:
             return f"motor {motor_name} already has {_settings_text(motor)}; nothing changed"
+        assert before is not None  # set_motor(must_exist=True) refused a new name
         return f"changed motor {motor_name}: {_settings_text(motor)} (was {_settings_text(before)})"
 
     click.echo(edit_config(json_path, edit))

@@ -54,7 +54,7 @@ class Pv:
     prec: int | None = None
     # mbb options: label or (label, severity) where severity is MINOR/MAJOR/INVALID
     options: tuple[str | tuple[str, str], ...] = ()
-    labels: tuple[str, str] = ()  # ZNAM/ONAM of bool records
+    labels: tuple[str, str] | tuple[()] = ()  # ZNAM/ONAM of bool records
     blocking: bool = False  # put-callback completes when the handler ends
     length: int = 0  # waveform elements or long-string bytes
     dtype: str = "float64"  # waveform element type

@@ -183,6 +183,7 @@ def motor_device() -> Device:
 
 
 def _record_field(field: str, label: str, widget: str) -> SignalR:
+    read: LED | TextRead
     if widget == "led":
         read = LED()
     elif widget == "hex":
@@ -319,23 +320,34 @@ def _widen_bench_strings(tree: etree._ElementTree) -> None:
                and w.findtext("text") == "Message" and w.findtext("x") in column_x]
     for widget in motor_messages + headers:
         _grow(widget, "width", BENCH_MESSAGE_EXTRA)
-    right = max(int(w.findtext("x")) + int(w.findtext("width")) for w in widgets)
+    right = max(_number(w, "x") + _number(w, "width") for w in widgets)
     bench_strings = {f"{P}{name}" for name in ("Message", "Motors", "ConfigFile")}
     for widget in widgets:
         if pv_of(widget) in bench_strings:
-            widget.find("width").text = str(right - int(widget.findtext("x")))
-    display.find("width").text = str(right + 5)
+            _child(widget, "width").text = str(right - _number(widget, "x"))
+    _child(display, "width").text = str(right + 5)
 
 
 def _fit_title(tree: etree._ElementTree) -> None:
     """Stretch pvi's title bar (the first widget) over the whole display."""
     display = tree.getroot()
-    display.find("widget").find("width").text = display.findtext("width")
+    _child(_child(display, "widget"), "width").text = display.findtext("width")
+
+
+def _child(element: etree._Element, tag: str) -> etree._Element:
+    """The first child `tag`, which pvi's output always has (an error names it if not)."""
+    child = element.find(tag)
+    if child is None:
+        raise ValueError(f"<{element.tag}> has no <{tag}>")
+    return child
+
+
+def _number(element: etree._Element, tag: str) -> int:
+    return int(_child(element, tag).text or 0)
 
 
 def _grow(widget: etree._Element, tag: str, by: int) -> None:
-    element = widget.find(tag)
-    element.text = str(int(element.text) + by)
+    _child(widget, tag).text = str(_number(widget, tag) + by)
 
 
 def _add_sync_plot(tree: etree._ElementTree) -> None:
@@ -358,8 +370,8 @@ def _add_sync_plot(tree: etree._ElementTree) -> None:
     etree.SubElement(y_axis, "title").text = "Measured position"
     etree.SubElement(y_axis, "autoscale").text = "true"
     _add_traces(etree.SubElement(plot, "traces"))
-    display.find("width").text = str(width + plot_width + 10)
-    display.find("height").text = str(max(height, plot_height + 35))
+    _child(display, "width").text = str(width + plot_width + 10)
+    _child(display, "height").text = str(max(height, plot_height + 35))
 
 
 def _add_traces(traces: etree._Element) -> None:
@@ -432,9 +444,11 @@ def referenced_pvs(data: bytes, macros: dict[str, str] | None = None) -> set[str
     names = set()
     for tag in PV_TAGS:
         for element in root.iter(tag):
-            if element.getparent().tag == "macros" or not (element.text or "").strip():
+            parent = element.getparent()
+            text = (element.text or "").strip()
+            if (parent is not None and parent.tag == "macros") or not text:
                 continue
-            names.add(_expand(element.text.strip(), values))
+            names.add(_expand(text, values))
     return names
 
 
