@@ -1,4 +1,5 @@
-"""Faults during homing, over real CA against the simulated bench.
+"""Faults during homing, over real CA, on the simulated bench and (where the fault can be
+made there) on the genuine motor record.
 
 Each sim fault knob (stall, broken switch, amplifier fault, comm error, STOP ignored) must
 end the homing Failed with the reason on Message, the motor told to stop, its soft limits
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benches import BACKENDS, Bench, open_bench
 from camon import CaMonitor
 from iocharness import IocProcess
 from simharness import start_sim
@@ -24,7 +26,7 @@ from simharness import start_sim
 pytestmark = pytest.mark.integration
 
 MOTOR = "A"
-ROOT = "SIM:A"
+NO_KNOBS = "the fault knobs are the simulation's (<root>:Sim:...)"
 TIME_SCALE = 10  # Calibrating lasts ~10 ms real: enough for the in-process-fast aborter
 CONNECTION_TIMEOUT = 2.0
 
@@ -57,11 +59,22 @@ asyncio.run(main(sys.argv[1], sys.argv[2:]))
 """
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def bench(request, tmp_path_factory):
+    opened = open_bench(request.param, tmp_path_factory.mktemp("faults"),
+                        time_scale=TIME_SCALE)
+    yield opened
+    opened.stop()
+
+
 @pytest.fixture(scope="module")
-def ioc(bench_config):
-    process = IocProcess(bench_config, time_scale=TIME_SCALE)
-    yield process
-    process.stop()
+def ioc(bench: Bench) -> IocProcess:
+    return bench.ioc
+
+
+def root_of(ioc: IocProcess, motor: str = MOTOR) -> str:
+    """The motor record behind a bench motor, as the IOC's config names it."""
+    return yaml.safe_load(ioc.config.read_text())["motors"][motor]["pv_root"]
 
 
 def sim_get(ioc: IocProcess, *names: str) -> list[str]:
@@ -84,7 +97,7 @@ def read(ioc: IocProcess, *names: str) -> list[str]:
 
 
 def dial_limits(ioc: IocProcess) -> tuple[float, float]:
-    low, high = sim_get(ioc, f"{ROOT}.DLLM", f"{ROOT}.DHLM")
+    low, high = sim_get(ioc, f"{root_of(ioc)}.DLLM", f"{root_of(ioc)}.DHLM")
     return float(low), float(high)
 
 
@@ -113,16 +126,22 @@ def wait_homing_ended(caput: subprocess.Popen) -> None:
 
 
 def wait_stopped(ioc: IocProcess) -> None:
-    with CaMonitor(ioc.env, f"{ROOT}.DMOV") as dmov:
-        dmov.wait_value(f"{ROOT}.DMOV", "1", timeout=20)
+    with CaMonitor(ioc.env, f"{root_of(ioc)}.DMOV") as dmov:
+        dmov.wait_value(f"{root_of(ioc)}.DMOV", "1", timeout=20)
+
+
+@pytest.fixture
+def fault_knobs(bench: Bench) -> None:
+    """Only the simulation has them; asked for before `parked`, so nothing is homed first."""
+    bench.skip_on_genuine(NO_KNOBS)
 
 
 @pytest.fixture
 def parked(ioc):
     """Motor A homed hi and at its center: a known start and known soft limits."""
     state, position, low, high = read(ioc, ioc.pv(f"{MOTOR}:State"),
-                                      ioc.pv(f"{MOTOR}:Position"), f"{ROOT}.DLLM",
-                                      f"{ROOT}.DHLM")
+                                      ioc.pv(f"{MOTOR}:Position"), f"{root_of(ioc)}.DLLM",
+                                      f"{root_of(ioc)}.DHLM")
     if state != "Homed" or float(position):
         home(ioc)
         return dial_limits(ioc)
@@ -153,26 +172,26 @@ KNOBS = {
 
 
 @pytest.mark.parametrize("knob", [knob for knob in KNOBS if knob != "CommError"])
-def test_fault_knob_fails_homing_stops_motor_restores_limits(ioc, parked, knob):
+def test_fault_knob_fails_homing_stops_motor_restores_limits(fault_knobs, ioc, parked, knob):
     check_fault_knob(ioc, parked, knob)
 
 
 def check_fault_knob(ioc: IocProcess, parked: tuple[float, float], knob: str) -> None:
     (field, value), when, words, (_, clear) = KNOBS[knob]
     if knob == "IgnoreStop":
-        sim_put(ioc, f"{ROOT}:Sim:StallAt", "20")  # a fault to fail on, then STOP ignored
+        sim_put(ioc, f"{root_of(ioc)}:Sim:StallAt", "20")  # a fault to fail on, then STOP ignored
     with CaMonitor(ioc.env, ioc.pv(f"{MOTOR}:Moving"), ioc.pv(f"{MOTOR}:State")) as mon:
         if when == "before":
-            sim_put(ioc, f"{ROOT}:Sim:{field}", value)
+            sim_put(ioc, f"{root_of(ioc)}:Sim:{field}", value)
         caput = start_homing(ioc)
         if when == "moving":
             mon.wait_value(ioc.pv(f"{MOTOR}:Moving"), "Yes", timeout=10)
-            sim_put(ioc, f"{ROOT}:Sim:{field}", value)
+            sim_put(ioc, f"{root_of(ioc)}:Sim:{field}", value)
         wait_homing_ended(caput)
         mon.wait_value(ioc.pv(f"{MOTOR}:State"), "Failed", timeout=10)
         severity = mon.texts(ioc.pv(f"{MOTOR}:State"))[-1].split()[-1]
-    text, low, high, dmov = read(ioc, ioc.pv(f"{MOTOR}:Message"), f"{ROOT}.DLLM",
-                                 f"{ROOT}.DHLM", f"{ROOT}.DMOV")
+    text, low, high, dmov = read(ioc, ioc.pv(f"{MOTOR}:Message"), f"{root_of(ioc)}.DLLM",
+                                 f"{root_of(ioc)}.DHLM", f"{root_of(ioc)}.DMOV")
     assert words in text, text
     assert severity == "MAJOR"
     assert (float(low), float(high)) == pytest.approx(parked), text
@@ -180,13 +199,13 @@ def check_fault_knob(ioc: IocProcess, parked: tuple[float, float], knob: str) ->
         # the controller ignored the engine's STOP: the axis still shows stalled/moving
         assert dmov == "0", text
         assert any("ignores STOP" in line for line in ioc.lines), "no STOP reached the sim"
-        sim_put(ioc, f"{ROOT}:Sim:StallAt", "nan")
+        sim_put(ioc, f"{root_of(ioc)}:Sim:StallAt", "nan")
     elif knob == "CommError":
         # readbacks are frozen: the engine says it sent STOP and cannot confirm it
         assert "STOP sent but not confirmed" in text, text
     else:
         assert "motor stopped" in text, text
-    sim_put(ioc, f"{ROOT}:Sim:{field}", clear)
+    sim_put(ioc, f"{root_of(ioc)}:Sim:{field}", clear)
     recover(ioc)
     home(ioc)
 
@@ -194,9 +213,9 @@ def check_fault_knob(ioc: IocProcess, parked: tuple[float, float], knob: str) ->
 def recover(ioc: IocProcess) -> None:
     """What an operator does once the fault is gone: stop the axis and move it back a
     little, which also clears a latched MSTA SLIP_STALL (homing refuses to start on it)."""
-    sim_put(ioc, f"{ROOT}.STOP", "1")
+    sim_put(ioc, f"{root_of(ioc)}.STOP", "1")
     wait_stopped(ioc)
-    sim_put(ioc, f"{ROOT}.VAL", "0", callback=True)
+    sim_put(ioc, f"{root_of(ioc)}.VAL", "0", callback=True)
 
 
 PHASE_WORDS = {"Seeking": "seeking", "Calibrating": "", "Centering": "moving to center"}
@@ -224,18 +243,18 @@ def test_abort_in_each_phase_stops_motor_and_restores_limits(ioc, parked, phase)
     assert ioc.caget(f"{MOTOR}:State") == ["Aborted"], text
     assert f"aborted while {PHASE_WORDS[phase]}" in text, text
     wait_stopped(ioc)
-    assert sim_get(ioc, f"{ROOT}.SET") == ["Use"]
+    assert sim_get(ioc, f"{root_of(ioc)}.SET") == ["Use"]
     config = yaml.safe_load(ioc.config.read_text())["motors"][MOTOR]
     if "soft limits restored" in text:
         assert dial_limits(ioc) == pytest.approx(parked)
     else:  # aborted after the new soft limits were written: those stay
         assert phase != "Seeking", text
-        low, high = sim_get(ioc, f"{ROOT}.LLM", f"{ROOT}.HLM")
+        low, high = sim_get(ioc, f"{root_of(ioc)}.LLM", f"{root_of(ioc)}.HLM")
         assert (float(low), float(high)) == (config["lo_lim"], config["hi_lim"])
     home(ioc)
 
 
-def test_comm_error_fails_homing(ioc, parked):
+def test_comm_error_fails_homing(fault_knobs, ioc, parked):
     # last of the module's shared-IOC tests: while the sim bug stands it kills the sim
     check_fault_knob(ioc, parked, "CommError")
 
