@@ -365,6 +365,8 @@ _CLEANUP_TIMEOUT = 5.0
 # The final approach: a tenth of the jog speed, from half a second's creep away.
 _CREEP_FRACTION = 0.1
 _CREEP_RUN_S = 0.5
+_BACKOFF_TRIES = 5  # the back-off distance doubles each time: up to 16x
+_SWITCH_RELEASE_S = 0.5  # for the switch's monitor after a back-off move ended
 
 
 def _fault(status: MotorStatus) -> str | None:
@@ -421,6 +423,7 @@ class _Procedure:
         self.phase = "preparing"
         self.saved_dial_limits: tuple[float, float] | None = None
         self.saved_jvel: float | None = None  # while the creep speed is in JVEL
+        self.backed_off = 0.0  # how far back from the trip the switch released
         self.final_limits_set = False
         self.acted = False  # nothing to undo until the first write to the motor
 
@@ -658,33 +661,40 @@ class _Procedure:
         return max(creep * _CREEP_RUN_S, 10 * self.position_tolerance())
 
     async def back_off(self, creep: float) -> None:
-        """Move off the switch, past the point where it tripped, until it releases."""
+        """Move off the switch, past the point where it tripped, until it releases.
+
+        The trip is seen a readback period after the switch engaged (motorSim polls every
+        0.1 s: 4 mm at 40 mm/s) and a switch may have hysteresis, so the distance is
+        doubled until the switch releases, _BACKOFF_TRIES times at most."""
         d = self.direction
         self.phase = f"backing off the {d.switch_name}"
         status = self.status
-        distance = self.backoff_distance(creep)
+        away = -1.0 if d is Direction.HI else 1.0
         # VAL holds the readback at the trip; the motor ran on past it
-        if d is Direction.HI:
-            target = min(status.val, status.rbv) - distance
-        else:
-            target = max(status.val, status.rbv) + distance
-        self.report(HomingState.SEEKING,
-                    self.say(f"backing off the {d.switch_name} to {status.fmt(target)}"))
-        await self.move_watched(target, f"backing off the {d.switch_name} to")
-        try:
-            status = await self.motor.wait_for(
-                lambda s: not s.on_switch(d) or _fault(s) is not None,
-                self.settings.settle_timeout, f"the {d.switch_name} to release")
-        except MotorTimeout:
+        trip = min(status.val, status.rbv) if d is Direction.HI else max(status.val, status.rbv)
+        distance = self.backoff_distance(creep)
+        for _ in range(_BACKOFF_TRIES):
+            target = trip + away * distance
+            self.report(HomingState.SEEKING,
+                        self.say(f"backing off the {d.switch_name} to {status.fmt(target)}"))
+            await self.move_watched(target, f"backing off the {d.switch_name} to")
+            with contextlib.suppress(MotorTimeout):  # the switch's monitor may lag the move
+                status = await self.motor.wait_for(
+                    lambda s: not s.on_switch(d) or _fault(s) is not None,
+                    _SWITCH_RELEASE_S, f"the {d.switch_name} to release")
             status = self.status
-            raise self.error(
-                f"the {d.switch_name} is still active at {status.fmt(status.rbv)}, backed off"
-                f" {status.fmt(distance)} past where it tripped: set homing.backoff above the"
-                f" switch's hysteresis") from None
-        self.raise_on_fault(status)
-        self.report(HomingState.SEEKING,
-                    self.say(f"off the {d.switch_name} at {status.fmt(status.rbv)}"),
-                    _BACKED_OFF)
+            self.raise_on_fault(status)
+            if not status.on_switch(d):
+                self.backed_off = distance
+                self.report(HomingState.SEEKING,
+                            self.say(f"off the {d.switch_name} at {status.fmt(status.rbv)}"),
+                            _BACKED_OFF)
+                return
+            distance *= 2
+        raise self.error(
+            f"the {d.switch_name} is still active at {status.fmt(status.rbv)},"
+            f" {status.fmt(distance / 2)} back from where it tripped: set homing.backoff"
+            f" above the switch's hysteresis")
 
     async def approach(self, creep: float) -> None:
         """Jog onto the switch again at the creep speed."""
@@ -694,7 +704,7 @@ class _Procedure:
         status = self.status
         self.report(HomingState.SEEKING, self.say(
             f"approaching the {d.switch_name} at {status.jvel:g} {status.speed_unit}"))
-        distance = self.backoff_distance(creep) + abs(status.rbv - status.val)
+        distance = self.backed_off + abs(status.rbv - status.val)
         timeout = 3 * distance / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN
         deadline = self.loop_time + timeout
         await self.motor.jog(d)

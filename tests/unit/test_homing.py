@@ -137,6 +137,26 @@ def test_homing_backs_off_and_approaches_again_at_the_creep_speed() -> None:
     run_virtual(scenario())
 
 
+def test_backing_off_doubles_until_the_switch_releases() -> None:
+    """The trip is seen a tick after the switch engaged; a back-off too short to leave it
+    is doubled until the switch releases, and a switch that never does fails in words."""
+
+    async def scenario() -> None:
+        motor = FakeMotor()
+        _, error = await run_home(motor, HI, make_settings(backoff=0.01))
+        assert error is None, error
+        first_jog = motor.calls.index("JOGF=1")
+        creep = motor.calls.index("JVEL=1")
+        backoffs = [c for c in motor.calls[first_jog:creep] if c.startswith("VAL=")]
+        assert len(backoffs) > 1
+        motor = FakeMotor()
+        _, error = await run_home(motor, HI, make_settings(backoff=1e-4))
+        assert error is not None and "the high limit switch is still active at" in str(error)
+        assert "set homing.backoff above the switch's hysteresis" in str(error)
+
+    run_virtual(scenario())
+
+
 def test_an_abort_while_creeping_restores_the_jog_speed() -> None:
     async def scenario() -> None:
         motor = FakeMotor()
