@@ -151,7 +151,8 @@ def _checked_edit(edit: Callable[[ConfigDocument], str], document: ConfigDocumen
 
 
 def _number(value: float) -> str:
-    return f"{value:g}"
+    # a readback of -1e-15 or -0.0 shows as 0 (+ 0.0 turns -0.0 into 0.0)
+    return f"{round(value, 9) + 0.0:g}"
 
 
 def _settings_text(motor: MotorConfig) -> str:
@@ -237,7 +238,7 @@ async def _read_from_ioc(prefix: str, name: str, timeout: float) -> MotorStatus 
         return None
     summary = str(state)
     if position.ok:
-        summary += f" at {float(position):g}"
+        summary += f" at {_number(float(position))}"
     details = [("homed", "yes" if homed.ok and int(homed) else "no")]
     if last.ok and str(last):
         details.append(("last homed", str(last)))
@@ -255,7 +256,7 @@ async def _read_motor_record(name: str, pv_root: str, timeout: float) -> MotorSt
                            [("reason", f"{pv_root}.RBV did not answer within {timeout:g} s")])
     unit = f" {fields['EGU']}" if fields["EGU"].ok and str(fields["EGU"]) else ""
     moving = fields["DMOV"].ok and not int(fields["DMOV"])
-    summary = f"{'moving' if moving else 'idle'} at {float(fields['RBV']):g}{unit}"
+    summary = f"{'moving' if moving else 'idle'} at {_number(float(fields['RBV']))}{unit}"
     flags = _motor_flags(fields)
     if flags:
         summary += ", " + ", ".join(flags)

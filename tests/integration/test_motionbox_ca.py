@@ -1,5 +1,6 @@
-"""motion-box over real CA: through the IOC that serves the config, with its own engine
-when the IOC serves another file, and against a bench that is not there."""
+"""motion-box over real CA, on the simulated bench and on the genuine motor record:
+through the IOC that serves the config, with its own engine when the IOC serves another
+file, and against a bench that is not there."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from benches import BACKENDS, Bench, open_bench
 from benchioc import epicsenv
 from iocharness import IocProcess
 
@@ -55,26 +58,33 @@ class Running:
         return matches[0]
 
 
-@pytest.fixture(scope="module")
-def served_config(repo_root, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("served") / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
-    return path
+@pytest.fixture(scope="module", params=BACKENDS)
+def bench(request, tmp_path_factory):
+    opened = open_bench(request.param, tmp_path_factory.mktemp("served"), time_scale=20)
+    yield opened
+    opened.stop()
 
 
 @pytest.fixture(scope="module")
-def ioc(served_config):
-    process = IocProcess(served_config, time_scale=20)
-    yield process
-    process.stop()
+def ioc(bench: Bench) -> IocProcess:
+    return bench.ioc
+
+
+@pytest.fixture(scope="module")
+def served_config(ioc: IocProcess) -> Path:
+    return ioc.config
 
 
 @pytest.fixture
-def other_config(repo_root, tmp_path) -> Path:
+def other_config(served_config, tmp_path) -> Path:
     """The same bench in another file: no IOC serves it, so motion-box homes directly."""
-    path = tmp_path / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
+    path = tmp_path / served_config.name
+    shutil.copy(served_config, path)
     return path
+
+
+def motor_entry(config: Path, motor: str) -> dict:
+    return yaml.safe_load(config.read_text())["motors"][motor]
 
 
 # --- through the IOC -------------------------------------------------------------------
@@ -104,7 +114,9 @@ def test_status_and_list_read_the_ioc_records(ioc, served_config):
     listing = motion_box(ioc.env, "list", served_config)
     assert listing.returncode == 0
     row = next(line for line in listing.stdout.splitlines() if line.startswith("A "))
-    assert row.split()[:6] == ["A", "SIM:A", "-40", "0", "40", "Homed"]
+    a = motor_entry(served_config, "A")
+    assert row.split()[:6] == ["A", a["pv_root"], *(f"{a[key]:g}" for key in
+                                                    ("lo_lim", "center", "hi_lim")), "Homed"]
 
 
 def test_ctrl_c_aborts_homing_through_the_ioc(ioc, served_config):
@@ -124,8 +136,9 @@ def test_home_directly_when_the_ioc_serves_another_file(ioc, other_config):
     assert f"serves {ioc.config.resolve()}" in result.stdout
     assert "directly over CA" in result.stdout
     assert result.stdout.rstrip().endswith("E: homed")
-    (rbv,) = ioc.run_tool("caget", "-t", "SIM:E.RBV").stdout.split()
-    assert float(rbv) == pytest.approx(1, abs=0.01)  # E's center
+    e = motor_entry(other_config, "E")
+    (rbv,) = ioc.run_tool("caget", "-t", f"{e['pv_root']}.RBV").stdout.split()
+    assert float(rbv) == pytest.approx(e["center"], abs=0.01)
 
 
 def test_home_fails_with_the_reason_for_a_missing_motor(ioc, other_config):
@@ -141,7 +154,8 @@ def test_ctrl_c_stops_a_motor_homed_directly(ioc, other_config):
     running.wait_for_line("C: Seeking")
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(timeout=30) == 130
-    dmov, = ioc.run_tool("caget", "-t", "SIM:C.DMOV").stdout.split()
+    dmov, = ioc.run_tool("caget", "-t", f"{motor_entry(other_config, 'C')['pv_root']}.DMOV"
+                         ).stdout.split()
     assert dmov == "1"
 
 
