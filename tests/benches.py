@@ -100,7 +100,7 @@ def open_bench(backend: str, folder: Path, *, time_scale: float = 20.0,
     try:
         if not genuine.missing(genuine.AD_VARS):
             servers.append(genuine.start_ad_ioc())
-        _prepare_axes(servers[0], yaml.safe_load(config.read_text()))
+        prepare_axes(servers[0], yaml.safe_load(config.read_text()))
         ioc = IocProcess(config, extra=extra, server_ports=[s.port for s in servers])
     except BaseException:
         for server in servers:
@@ -121,7 +121,9 @@ def _copy_config(name: str, folder: Path, edit: Callable[[dict[str, Any]], None]
     return path
 
 
-def _prepare_axes(motor_ioc: genuine.GenuineIoc, config: dict[str, Any]) -> None:
+def prepare_axes(motor_ioc: genuine.GenuineIoc, config: dict[str, Any]) -> None:
+    """Speeds and directions of the genuine axes as the tests want them (a motorSim IOC
+    starts with motor.cmd's own)."""
     values: dict[str, Any] = {}
     for name, motor in config["motors"].items():
         root = motor["pv_root"]

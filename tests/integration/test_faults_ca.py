@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benches import BACKENDS, Bench, open_bench
+import genuine
+from benches import BACKENDS, REPO, Bench, open_bench, prepare_axes
 from camon import CaMonitor
 from iocharness import IocProcess
 from simharness import start_sim
@@ -260,30 +261,64 @@ def test_comm_error_fails_homing(fault_knobs, ioc, parked):
 
 
 # --- the motor's IOC dies mid-homing and comes back ---------------------------------
-@pytest.fixture
-def external_bench(repo_root, tmp_path):
-    path = tmp_path / "bench.yaml"
-    config = yaml.safe_load((repo_root / "configs" / "bench.yaml").read_text())
-    config["ioc"]["connection_timeout"] = CONNECTION_TIMEOUT
-    path.write_text(yaml.safe_dump(config))
-    sim = start_sim(path, time_scale=TIME_SCALE)
-    ioc = IocProcess(path, sim_port=sim.port)
-    yield ioc, sim, path
-    ioc.stop()
-    sim.stop()
+class MotorServer:
+    """The motor records' IOC of a bench, which a test may kill and start again on the
+    same port: the simulated bench, or the genuine motorSim IOC."""
+
+    def __init__(self, backend: str, folder: Path) -> None:
+        self.backend = backend
+        if backend == "sim":
+            path = folder / "bench.yaml"
+            config = yaml.safe_load((REPO / "configs" / "bench.yaml").read_text())
+            config["ioc"]["connection_timeout"] = CONNECTION_TIMEOUT
+            path.write_text(yaml.safe_dump(config))
+            self.sim = start_sim(path, time_scale=TIME_SCALE)
+            self.ioc = IocProcess(path, sim_port=self.sim.port)
+        else:
+            def short_timeout(config: dict) -> None:
+                config["ioc"]["connection_timeout"] = CONNECTION_TIMEOUT
+
+            self.bench = open_bench("genuine", folder, edit=short_timeout)
+            self.ioc = self.bench.ioc
+
+    def kill(self) -> None:
+        server = self.sim if self.backend == "sim" else self.bench.servers[0]
+        server.process.kill()
+        server.stop()
+
+    def revive(self) -> None:
+        if self.backend == "sim":
+            self.sim = start_sim(self.ioc.config, time_scale=TIME_SCALE, port=self.sim.port)
+        else:
+            old = self.bench.servers[0]
+            self.bench.servers[0] = genuine.start_motor_ioc(port=old.port)
+            prepare_axes(self.bench.servers[0], yaml.safe_load(self.ioc.config.read_text()))
+
+    def stop(self) -> None:
+        self.ioc.stop()
+        if self.backend == "sim":
+            self.sim.stop()
+        else:
+            self.bench.stop()
 
 
-def test_sim_killed_mid_homing_fails_in_time_and_reconnects(external_bench):
-    ioc, sim, path = external_bench
+@pytest.fixture(params=BACKENDS)
+def motor_server(request, tmp_path):
+    server = MotorServer(request.param, tmp_path)
+    yield server
+    server.stop()
+
+
+def test_motor_ioc_killed_mid_homing_fails_in_time_and_reconnects(motor_server):
+    ioc = motor_server.ioc
     names = [ioc.pv(f"{MOTOR}:{pv}") for pv in ("Moving", "State", "Connected")]
     moving, state, connected = names
     with CaMonitor(ioc.env, *names) as mon:
         mon.wait_value(connected, "Yes", timeout=15)
         caput = start_homing(ioc)
         mon.wait_value(moving, "Yes", timeout=15)
-        sim.process.kill()
         killed = time.monotonic()
-        sim.stop()
+        motor_server.kill()
         mon.wait_value(connected, "No", timeout=10)
         failed_at = mon.wait_value(state, "Failed", timeout=30)
         took = mon.updates[state][failed_at][0] - killed
@@ -292,9 +327,6 @@ def test_sim_killed_mid_homing_fails_in_time_and_reconnects(external_bench):
         assert "disconnected" in message(ioc), message(ioc)
         assert ioc.process.poll() is None
         start = mon.count(connected)
-        revived = start_sim(path, time_scale=TIME_SCALE, port=sim.port)
-        try:
-            mon.wait_value(connected, "Yes", timeout=30, start=start)
-            home(ioc)
-        finally:
-            revived.stop()
+        motor_server.revive()
+        mon.wait_value(connected, "Yes", timeout=30, start=start)
+        home(ioc)
