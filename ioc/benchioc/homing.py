@@ -428,11 +428,14 @@ class _Procedure:
         self.acted = False  # nothing to undo until the first write to the motor
 
     # --- reporting ------------------------------------------------------------------
-    def report(self, state: HomingState, message: str, progress: float | None = None) -> None:
+    def report(self, state: HomingState, message: str, progress: float | None = None,
+               *, routine: bool = False) -> None:
+        """Tell the subscribers; the log at INFO gets what happened, the positions passed
+        on the way (routine) only at DEBUG."""
         self.state = state
         if progress is not None:
             self.progress = max(self.progress, min(progress, 100.0))
-        log.info("%s", message)
+        log.log(logging.DEBUG if routine else logging.INFO, "%s", message)
         self._report(HomingUpdate(state, round(self.progress, 1), message))
 
     def say(self, text: str) -> str:
@@ -611,7 +614,7 @@ class _Procedure:
             self.report(
                 HomingState.SEEKING,
                 self.say(f"seeking the {self.direction.switch_name}, at {status.fmt(rbv)}"),
-                progress,
+                progress, routine=True,
             )
 
     def raise_on_fault(self, status: MotorStatus) -> None:
@@ -828,7 +831,7 @@ class _Procedure:
             self.report(
                 HomingState.CENTERING,
                 self.say(f"moving to center, at {status.fmt(status.rbv)}"),
-                progress,
+                progress, routine=True,
             )
 
     async def while_watching(
