@@ -95,6 +95,8 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
     if args.write_db:
         ioc.write_db(doc, prefix, Path(args.write_db))
         return
+    # From here on a SIGINT/SIGTERM is kept and ends the IOC in order, the sim included.
+    quit_signal = ioc.QuitSignal()
     sim = _start_sim(doc, args) if args.sim else None
     if not args.sim:
         _apply_server_ports(args)
@@ -107,8 +109,13 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
               f"pva_port={os.environ.get('EPICS_PVAS_SERVER_PORT', '5075')} "
               f"pva_udp_port={os.environ.get('EPICS_PVAS_BROADCAST_PORT', '5076')} "
               f"motors={','.join(bench.motors)} config={doc.path.resolve()}", flush=True)
+        pva_udp = os.environ.get("EPICS_PVAS_BROADCAST_PORT", "5076")
         print("clients: export EPICS_CA_AUTO_ADDR_LIST=NO "
               f"EPICS_CA_ADDR_LIST=\"{' '.join(f'127.0.0.1:{p}' for p in ports)}\"",
+              flush=True)
+        # pvget searches EPICS_PVA_BROADCAST_PORT on the addresses of EPICS_PVA_ADDR_LIST
+        print("clients (PVA): export EPICS_PVA_AUTO_ADDR_LIST=NO "
+              f"EPICS_PVA_ADDR_LIST=127.0.0.1:{pva_udp} EPICS_PVA_BROADCAST_PORT={pva_udp}",
               flush=True)
 
     def on_restart() -> None:
@@ -122,7 +129,8 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
 
     try:
         ioc.serve(doc, ioc.ServeOptions(prefix=prefix, on_ready=on_ready,
-                                        on_restart=on_restart, acf=acf))
+                                        on_restart=on_restart, acf=acf,
+                                        quit_signal=quit_signal))
     finally:
         if sim is not None:
             sim.stop()

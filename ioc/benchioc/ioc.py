@@ -11,6 +11,9 @@ import asyncio
 import json
 import logging
 import math
+import os
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -613,12 +616,53 @@ class ConfigFollower:
 
 
 # --- serving ------------------------------------------------------------------------------
+START_TIMEOUT_S = 30.0  # engines started, motors connected or reported missing
+STOP_ALL_TIMEOUT_S = 10.0  # scans and homings aborted, motors told to stop
+SHUTDOWN_LIMIT_S = 20.0  # from the signal to the end of the process, whatever hangs
+class QuitSignal:
+    """SIGINT/SIGTERM, caught from the very start of serve() (a signal during start-up is
+    kept, not lost) and waited for in short slices.
+
+    softioc's wait_for_quit() blocks the main thread in one untimed Event.wait(); a
+    signal the kernel delivers to one of EPICS's threads then runs Python's handler only
+    when the main thread next runs bytecode, which it never does: the IOC kept running
+    for half an hour after SIGTERM. A timed wait returns to bytecode every slice."""
+
+    SLICE_S = 0.2
+
+    def __init__(self) -> None:
+        self.received = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        log.info("%s received", signal.Signals(signum).name)
+        self.received.set()
+
+    def wait(self) -> None:
+        while not self.received.wait(self.SLICE_S):
+            pass
+
+
+def exit_within(seconds: float) -> None:
+    """Make sure the process ends: if the orderly exit (motor clean-up, EPICS exit
+    handlers) has not finished by then, end it anyway."""
+    def force() -> None:
+        log.error("shutdown did not finish within %g s; exiting now", seconds)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
+
+
 @dataclass
 class ServeOptions:
     prefix: str
     on_ready: Callable[[Bench], None] = lambda bench: None
     on_restart: Callable[[], None] | None = None  # how to re-serve a changed motor set
     acf: Path | None = None  # EPICS access security file
+    quit_signal: QuitSignal | None = None  # installed by the caller, earlier than serve()
 
 
 def create_bench(doc: cfg.ConfigDocument, prefix: str) -> Bench:
@@ -649,6 +693,9 @@ def write_db(doc: cfg.ConfigDocument, prefix: str, path: Path) -> None:
 
 def serve(doc: cfg.ConfigDocument, options: ServeOptions) -> None:
     """Run the IOC until SIGINT/SIGTERM; on the way out stop any motor we are homing."""
+    quit_signal = options.quit_signal or QuitSignal()
+    if quit_signal.received.is_set():
+        return
     from softioc import asyncio_dispatcher, builder, softioc
 
     dispatcher = asyncio_dispatcher.AsyncioDispatcher()
@@ -666,11 +713,26 @@ def serve(doc: cfg.ConfigDocument, options: ServeOptions) -> None:
         await start_engines(bench)
         asyncio.create_task(ConfigFollower(bench).run())
 
-    asyncio.run_coroutine_threadsafe(start(), dispatcher.loop).result(timeout=30)
-    options.on_ready(bench)
-    dispatcher.wait_for_quit()
+    starting = asyncio.run_coroutine_threadsafe(start(), dispatcher.loop)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (starting.done() or quit_signal.received.is_set()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"start-up did not finish within {START_TIMEOUT_S:g} s")
+        quit_signal.received.wait(QuitSignal.SLICE_S)
+    if starting.done():
+        starting.result()  # start-up errors surface here
+        options.on_ready(bench)
+        quit_signal.wait()
+    else:  # a signal during start-up: connecting goes no further
+        starting.cancel()
+    exit_within(SHUTDOWN_LIMIT_S)
     log.info("stopping: aborting any homing so no motor is left moving")
-    asyncio.run_coroutine_threadsafe(stop_all(bench), dispatcher.loop).result(timeout=10)
+    stopping = asyncio.run_coroutine_threadsafe(stop_all(bench), dispatcher.loop)
+    try:
+        stopping.result(timeout=STOP_ALL_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("motor clean-up still running after %g s; exiting anyway",
+                    STOP_ALL_TIMEOUT_S)
 
 
 def load_access_security(path: Path) -> None:
