@@ -1,6 +1,6 @@
 """The IOC: records built from the PV spec, bound to the homing engine and the config.
 
-This module only binds. Procedures live in homing.py (and sync/), the config rules in
+This module only binds. Procedures live in homing/ (and sync/), the config rules in
 config.py, the record shapes in records.py. Data flows one way: CA monitors -> motor
 model -> engine -> records; puts from clients go to the engine or to the config file.
 """
@@ -26,15 +26,14 @@ from softioc import alarm
 from . import config as cfg
 from .homing import (
     BenchHoming,
-    Direction,
     HomingBusy,
     HomingSettings,
     HomingState,
     HomingUpdate,
     MotorHoming,
-    MotorStatus,
 )
 from .motor import EpicsMotor
+from .motormodel import Direction, MotorStatus
 from .pvs import BENCH_PVS, MOTOR_PVS, Pv, Scope, scope_prefix
 from .records import (
     clear_alarm,

@@ -484,6 +484,7 @@ async def _home_with_engine(request: HomeRequest,
     # Imported here so that editing a config never loads the CA motor client.
     from benchioc import homing as engine
     from benchioc.motor import EpicsMotor
+    from benchioc.motormodel import Direction
 
     bench = request.document.config
     motors = {n: EpicsMotor(n, bench.motors[n].pv_root, on_change=lambda _status: None)
@@ -495,7 +496,7 @@ async def _home_with_engine(request: HomeRequest,
                    for n in motors if n not in outcomes}
         for name, homing in homings.items():
             homing.subscribe(functools.partial(_show_update, display, name))
-        direction = engine.Direction(request.direction)
+        direction = Direction(request.direction)
         together = engine.BenchHoming(homings, max_parallel=bench.homing.max_parallel)
         try:
             results = await together.home_all(direction)

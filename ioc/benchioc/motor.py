@@ -21,11 +21,11 @@ from typing import Any
 from aioca import CANothing, Subscription, caget, camonitor, caput, connect
 from epicscorelibs.ca import cadef
 
-from .homing import (
+from .motormodel import (
     Direction,
     FeedBackedMotor,
-    HomingError,
     MotorDisconnected,
+    MotorError,
     MotorStatus,
     MotorStatusFeed,
     MotorTimeout,
@@ -180,9 +180,9 @@ class EpicsMotor(FeedBackedMotor):
                 raise MotorTimeout(
                     f"{self.name}: write {pv}={value!r} not completed within {timeout:.3g} s"
                 ) from None
-            raise HomingError(f"{self.name}: write {pv}={value!r} failed: {error}") from None
+            raise MotorError(f"{self.name}: write {pv}={value!r} failed: {error}") from None
         except (cadef.CAException, cadef.Disconnected) as error:
-            raise HomingError(f"{self.name}: write {pv}={value!r} failed: {error}") from None
+            raise MotorError(f"{self.name}: write {pv}={value!r} failed: {error}") from None
 
     async def jog(self, direction: Direction) -> None:
         """JOGF/JOGR=1 without waiting: a put-callback would last as long as the jog."""
@@ -207,8 +207,8 @@ class EpicsMotor(FeedBackedMotor):
         finally:
             try:
                 await self._put("SET", 0, wait=True)
-            except HomingError as error:
-                raise HomingError(
+            except MotorError as error:
+                raise MotorError(
                     f"{error}; {self.pv('SET')} may be left at Set: set it to Use"
                 ) from None
 
@@ -240,7 +240,7 @@ class EpicsMotor(FeedBackedMotor):
         try:
             low, high = await caget(pvs, timeout=self.put_timeout)
         except CANothing as error:
-            raise HomingError(f"{self.name}: cannot read {', '.join(pvs)}: {error}") from None
+            raise MotorError(f"{self.name}: cannot read {', '.join(pvs)}: {error}") from None
         return float(low), float(high)
 
     async def move(self, value: float, timeout: float) -> None:

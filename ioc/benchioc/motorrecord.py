@@ -1,4 +1,4 @@
-"""Facts about the EPICS motor record shared by its client (motor.py, homing.py) and its
+"""Facts about the EPICS motor record shared by its client (motor.py, motormodel.py) and its
 simulation (sim/): the MSTA status bits and the SPMG modes."""
 
 from __future__ import annotations

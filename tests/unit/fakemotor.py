@@ -34,16 +34,16 @@ from typing import Any
 
 from virtualclock import run_virtual  # noqa: F401 - the tests import it from here
 
-from benchioc.homing import (
+from benchioc.motormodel import (
     Direction,
     FeedBackedMotor,
     MotorDisconnected,
     MotorStatus,
     MotorStatusFeed,
     MotorTimeout,
-    Msta,
     limit_order,
 )
+from benchioc.motorrecord import Msta
 
 
 @dataclass

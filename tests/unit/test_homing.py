@@ -8,15 +8,14 @@ import pytest
 from fakemotor import FakeMotor, FakePhysics, run_virtual
 
 from benchioc.homing import (
-    Direction,
-    HomingError,
     HomingSettings,
     HomingState,
     HomingUpdate,
     MotorHoming,
-    Msta,
     home,
 )
+from benchioc.motormodel import Direction, MotorError
+from benchioc.motorrecord import Msta
 
 HI, LO = Direction.HI, Direction.LO
 SWITCH_READS = {HI: 40.5, LO: -40.5}  # hi_lim + tolerance, lo_lim - tolerance
@@ -53,11 +52,11 @@ class Recorder:
 
 async def run_home(
     motor: FakeMotor, direction: Direction = HI, settings: HomingSettings | None = None
-) -> tuple[Recorder, HomingError | None]:
+) -> tuple[Recorder, MotorError | None]:
     recorder = Recorder()
     try:
         await home(motor, direction, settings or make_settings(), recorder)
-    except HomingError as error:
+    except MotorError as error:
         return recorder, error
     return recorder, None
 

@@ -11,12 +11,14 @@ from fakemotor import FakeMotor, FakePhysics, run_virtual
 from benchioc.homing import (
     BenchHoming,
     BenchUpdate,
-    Direction,
     HomingBusy,
     HomingSettings,
     HomingState,
-    MotorDisconnected,
     MotorHoming,
+)
+from benchioc.motormodel import (
+    Direction,
+    MotorDisconnected,
     MotorStatus,
     MotorStatusFeed,
     MotorTimeout,

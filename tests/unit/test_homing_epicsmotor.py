@@ -9,8 +9,14 @@ from aioca import CANothing
 from epicscorelibs.ca import cadef
 
 from benchioc import motor as motor_module
-from benchioc.homing import Direction, HomingError, MotorDisconnected, MotorStatus, MotorTimeout
 from benchioc.motor import MONITORED_FIELDS, WRITE_ONLY_FIELDS, EpicsMotor
+from benchioc.motormodel import (
+    Direction,
+    MotorDisconnected,
+    MotorError,
+    MotorStatus,
+    MotorTimeout,
+)
 
 ROOT = "SIM:A"
 RECORD = {
@@ -185,7 +191,7 @@ async def test_set_position_is_set_val_use(ca: FakeCA) -> None:
 async def test_set_position_goes_back_to_use_when_the_val_write_fails(ca: FakeCA) -> None:
     motor = await connected_motor(ca)
     ca.failing[f"{ROOT}.VAL"] = cadef.ECA_DISCONN
-    with pytest.raises(HomingError, match="write SIM:A.VAL=40.5 failed"):
+    with pytest.raises(MotorError, match="write SIM:A.VAL=40.5 failed"):
         await motor.set_position(40.5)
     assert ca.put_names() == ["SET=1", "VAL=40.5", "SET=0"]
 
@@ -193,7 +199,7 @@ async def test_set_position_goes_back_to_use_when_the_val_write_fails(ca: FakeCA
 async def test_set_position_says_when_set_may_be_left_at_set(ca: FakeCA) -> None:
     motor = await connected_motor(ca)
     ca.failing[f"{ROOT}.SET"] = cadef.ECA_DISCONN
-    with pytest.raises(HomingError, match="SIM:A.SET may be left at Set: set it to Use"):
+    with pytest.raises(MotorError, match="SIM:A.SET may be left at Set: set it to Use"):
         await motor.set_position(40.5)
 
 
