@@ -8,7 +8,6 @@ model -> engine -> records; puts from clients go to the engine or to the config 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
@@ -24,6 +23,7 @@ from typing import Any
 from softioc import alarm
 
 from . import config as cfg
+from .autosave import HomingStateStore
 from .homing import (
     BenchHoming,
     HomingBusy,
@@ -31,7 +31,9 @@ from .homing import (
     HomingState,
     HomingUpdate,
     MotorHoming,
+    calibration,
 )
+from .homing.calibration import Calibration
 from .motor import EpicsMotor
 from .motormodel import Direction, MotorStatus
 from .pvs import BENCH_PVS, MOTOR_PVS, Pv, Scope, scope_prefix
@@ -46,39 +48,7 @@ from .records import (
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "homing-state.json"
 POSITION_RATE_HZ = 20  # at most this many Position updates a second while moving
-
-
-class HomingStateStore:
-    """LastHomed and Homed per motor, saved atomically on every change so that an IOC
-    killed mid-homing comes back knowing what was homed (and never moves on its own)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / STATE_FILE
-        self.data: dict[str, dict[str, Any]] = {}
-        try:
-            self.data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as error:
-            log.warning("ignoring unreadable homing state %s: %s", self.path, error)
-
-    def get(self, motor: str) -> dict[str, Any]:
-        return self.data.get(motor, {})
-
-    def record(self, motor: str, homed: bool, last_homed: str | None = None,
-               limits: tuple[float, float] | None = None) -> None:
-        entry = self.data.setdefault(motor, {})
-        entry["homed"] = homed
-        if last_homed:
-            entry["last_homed"] = last_homed
-        if limits is None:
-            entry.pop("limits_before_homing", None)
-        else:
-            entry["limits_before_homing"] = list(limits)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n")
 
 
 @dataclass
@@ -195,6 +165,8 @@ class MotorBinding:
         self._persisted_state: HomingState | None = None
         self._latest_position: tuple[float, int, int] = (math.nan, 0, 0)
         self._position_timer: asyncio.TimerHandle | None = None
+        self._last_status = MotorStatus(connected=False)
+        self._connecting = False  # connect() runs its own checks once connected
 
     # --- records -----------------------------------------------------------------------
     def build(self) -> None:
@@ -210,12 +182,13 @@ class MotorBinding:
         }
         entry = self.bench.config.motors[self.name]
         saved = self.bench.store.get(self.name)
+        # Homed in the last run is not Homed now until the motor record confirms it
         initial = {
             "PvRoot": entry.pv_root, "LoLim": entry.lo_lim, "Center": entry.center,
-            "HiLim": entry.hi_lim, "Homed": int(bool(saved.get("homed"))),
-            "State": int(HomingState.HOMED if saved.get("homed") else HomingState.NOT_HOMED),
+            "HiLim": entry.hi_lim, "Homed": 0, "State": int(HomingState.NOT_HOMED),
             "LastHomed": saved.get("last_homed", "")[:39],
-            "Message": "restored as homed from the last run" if saved.get("homed") else "",
+            "Message": (f"{self.name}: homed in the last run; its calibration is checked"
+                        " when the motor connects") if saved.get("homed") else "",
         }
         for pv in MOTOR_PVS:
             self.bench.add_record(pv, Scope.MOTOR, self.name,
@@ -240,25 +213,24 @@ class MotorBinding:
         self.homing = MotorHoming(
             self.motor, lambda: HomingSettings.from_config(self.bench.config, self.name))
         saved = self.bench.store.get(self.name)
-        if saved.get("homed"):
-            # Homed survives an IOC restart (the motor record kept its calibration);
-            # nothing moves because of it.
-            self.homing.state = HomingState.HOMED
-            self.homing.message = f"{self.name}: homed (restored from the last run)"
-            if saved.get("last_homed"):
-                self.homing.last_homed = datetime.fromisoformat(saved["last_homed"])
+        if saved.get("last_homed"):
+            self.homing.last_homed = datetime.fromisoformat(saved["last_homed"])
         self.homing.subscribe(self._on_homing)
 
     async def connect(self) -> None:
         assert self.motor is not None
+        self._connecting = True
         try:
             await self.motor.connect(self.bench.config.ioc.connection_timeout)
             self.message(f"connected to {self.motor.pv_root}")
-            await self.restore_interrupted_limits()
+            await self.restore_interrupted_limits()  # before the check forgets them
+            self.confirm_calibration()
             if self.bench.sync is not None:
                 self.bench.sync.refresh_preview()  # the scan preview needs VELO, ACCL...
         except Exception as error:  # noqa: BLE001 - any failure is shown, CA keeps trying
             self.message(f"{error}; will connect when it appears", error=True)
+        finally:
+            self._connecting = False
 
     async def replace_motor(self, pv_root: str) -> None:
         """The config names a new motor record: drop the old client, watch the new one."""
@@ -275,10 +247,41 @@ class MotorBinding:
         self.rec("Connected").set(0)
         await self.connect()
 
+    def confirm_calibration(self) -> None:
+        """Homed only while the record shows the calibration its homing left: checked
+        when the motor connects (at start-up and after its IOC came back). Nothing
+        moves either way."""
+        assert self.homing is not None and self.motor is not None
+        saved = self.bench.store.get(self.name)
+        if not saved.get("homed") or self.homing.busy:
+            return
+        reason = calibration.doubt(self.bench.store.calibration(self.name), self.motor.status)
+        if reason is None:
+            self.homing.restore(True, saved.get("last_homed"), why=(
+                "homed: its calibration still holds (OFF, DIR, MRES and the controller"
+                " position are as the homing left them)"))
+        else:
+            self.homing.restore(False, why=f"{reason}; home it again")
+
+    def _track_calibration(self, status: MotorStatus) -> None:
+        """A (re)connection is a moment to doubt the calibration (its IOC or controller
+        may have restarted); a homed motor coming to rest is where it must be found next
+        time."""
+        before, self._last_status = self._last_status, status
+        if self.homing is None or self.homing.busy:
+            return
+        if status.connected and not before.connected and not self._connecting:
+            self.confirm_calibration()
+        elif status.connected and status.dmov and self.homing.state is HomingState.HOMED:
+            # every update at rest: the DRBV monitor may come after DMOV=1 and HOMED
+            self.bench.store.note_rest(self.name, status.drbv,
+                                       calibration.resolution(status))
+
     def _on_motor(self, status: MotorStatus) -> None:
         """Mirror the motor record. Every monitor update of every field lands here, so
         only what changed is written, and a moving readback at most POSITION_RATE_HZ
         times a second (plenty for a screen; the position at rest always goes out)."""
+        self._track_calibration(status)
         severity = alarm.NO_ALARM if status.connected else alarm.INVALID_ALARM
         status_alarm = alarm.NO_ALARM if status.connected else alarm.COMM_ALARM
         if math.isfinite(status.rbv):
@@ -342,12 +345,15 @@ class MotorBinding:
             store.record(self.name, False, limits=(status.dllm, status.dhlm))
         elif state in (HomingState.FAILED, HomingState.ABORTED):
             store.record(self.name, False, limits=None)
-        elif state is HomingState.HOMED:
+        elif state is HomingState.HOMED and self.motor is not None:
             last = self.homing.last_homed
             stamp = last.isoformat(timespec="seconds") if last else None
             if stamp:
                 self.rec("LastHomed").set(stamp[:39])
-            store.record(self.name, True, stamp, limits=None)
+            store.record(self.name, True, stamp, limits=None,
+                         calibration=Calibration.of(self.motor.status))
+        elif state is HomingState.NOT_HOMED:  # a saved homing that no longer holds
+            store.forget_homed(self.name)
         else:
             return
         self.rec("Homed").set(int(state is HomingState.HOMED))

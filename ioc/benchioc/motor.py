@@ -54,6 +54,11 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "DLLM": ("dllm", float),
     "EGU": ("egu", str),
     "PREC": ("prec", int),
+    # what tells whether a homing's calibration still holds (homing.calibration)
+    "OFF": ("off", float),
+    "DIR": ("dir", int),
+    "MRES": ("mres", float),
+    "DRBV": ("drbv", float),
 }
 MONITORED_FIELDS = tuple(_FIELDS)
 WRITE_ONLY_FIELDS = ("JOGF", "JOGR", "STOP", "SYNC", "SET")

@@ -73,6 +73,10 @@ class MotorStatus:
     dllm: float = 0.0
     egu: str = ""
     prec: int = 3
+    off: float = 0.0  # user = dial * (DIR sign) + OFF
+    dir: int = 0  # 0 Pos, 1 Neg
+    mres: float = 0.0
+    drbv: float = 0.0  # the controller's (dial) readback
 
     def _bit(self, bit: Msta) -> bool:
         return bool(self.msta & bit)

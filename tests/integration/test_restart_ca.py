@@ -85,7 +85,8 @@ def test_killed_mid_homing_restarts_from_file_and_autosave(bench):
 
 def check_restored(ioc: IocProcess, last_homed_b: str) -> None:
     assert ioc.caget("C:Center") == ["60"]
-    assert ioc.caget("B:State", "B:Homed", "B:LastHomed") == ["Homed", "Yes", last_homed_b]
+    assert ioc.caget("B:State", "B:Homed", "B:LastHomed") == ["Homed", "Yes", last_homed_b], \
+        ioc.caget("B:Message", options=("-t", "-S"))
     # A was mid-homing: not homed, and its last homing time is not invented
     assert ioc.caget("A:State", "A:Homed") == ["NotHomed", "No"]
     saved = yaml.safe_load((ioc.config.parent / "autosave" / "homing-state.json").read_text())
@@ -142,3 +143,72 @@ def put_centers(ioc: IocProcess, stop: threading.Event) -> None:
         ioc.run_tool("caput", "-t", "-c", "-w", "2", ioc.pv("E:Center"),
                      CENTERS[index % len(CENTERS)], timeout=5)
         index += 1
+
+
+# --- a Homed that is true -----------------------------------------------------------
+def homed_then(ioc: IocProcess, motor: str) -> None:
+    assert ioc.caput(f"{motor}:HomeHi", "1").returncode == 0
+    assert ioc.caget(f"{motor}:State", f"{motor}:Homed") == ["Homed", "Yes"]
+
+
+def test_restarted_with_a_new_simulated_bench_the_motor_is_not_homed(repo_root, tmp_path):
+    """`bench-ioc --sim` restarted starts a new simulated bench: its controllers start
+    afresh, as real ones do after a power cycle, so the saved Homed cannot be trusted."""
+    path = tmp_path / "bench.yaml"
+    shutil.copy(repo_root / "configs" / "bench.yaml", path)
+    ioc = IocProcess(path, time_scale=TIME_SCALE)
+    try:
+        homed_then(ioc, "B")
+    finally:
+        ioc.stop()
+    restarted = IocProcess(path, time_scale=TIME_SCALE)
+    try:
+        assert restarted.caget("B:State", "B:Homed") == ["NotHomed", "No"]
+        (message,) = restarted.caget("B:Message", options=("-t", "-S"))
+        # the controller came back at its start position with OFF=0
+        assert "changed" in message and "home it again" in message, message
+        # a scan that requires a homed motor refuses it
+        restarted.caput("Sync:Motor", "B", callback=False)
+        restarted.caput("Sync:RequireHomed", "Yes", callback=False)
+        (sync_message,) = restarted.caget("Sync:Message", options=("-t", "-S"))
+        assert "not homed" in sync_message, sync_message
+    finally:
+        restarted.stop()
+
+
+def test_the_motor_ioc_restarted_under_a_running_ioc_unhomes_its_motors(bench):
+    path, sim = bench
+    ioc = IocProcess(path, sim_port=sim.port)
+    try:
+        homed_then(ioc, "E")
+        state = ioc.pv("E:State")
+        with CaMonitor(ioc.env, state, ioc.pv("E:Connected")) as mon:
+            sim.stop()
+            mon.wait_value(ioc.pv("E:Connected"), "No", timeout=15)
+            revived = start_sim(path, time_scale=TIME_SCALE, port=sim.port)
+            try:
+                mon.wait_value(state, "NotHomed", timeout=30)
+                (message,) = ioc.caget("E:Message", options=("-t", "-S"))
+                assert "changed" in message, message
+            finally:
+                revived.stop()
+    finally:
+        ioc.stop()
+
+
+def test_an_ioc_restart_alone_keeps_the_motor_homed(bench):
+    path, sim = bench
+    ioc = IocProcess(path, sim_port=sim.port)
+    try:
+        homed_then(ioc, "C")
+        # moved after homing, by a client other than the IOC: the IOC saw it come to rest
+        caput("SIM:C.VAL", "55", sim.env, callback=True)
+    finally:
+        ioc.stop()
+    restarted = IocProcess(path, sim_port=sim.port)
+    try:
+        assert restarted.caget("C:State", "C:Homed") == ["Homed", "Yes"]
+        (message,) = restarted.caget("C:Message", options=("-t", "-S"))
+        assert "calibration still holds" in message, message
+    finally:
+        restarted.stop()

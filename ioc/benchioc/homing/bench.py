@@ -45,10 +45,12 @@ class MotorHoming:
         (repeating the last update) when busy goes back to False at the end."""
         self._subscribers.append(callback)
 
-    def restore(self, homed: bool, last_homed: str | datetime | None = None) -> None:
+    def restore(self, homed: bool, last_homed: str | datetime | None = None,
+                why: str = "") -> None:
         """Take over what a previous run knew (e.g. the IOC's saved state at start-up).
 
-        last_homed: ISO 8601 text or a datetime; text that is not a time is ignored."""
+        last_homed: ISO 8601 text or a datetime; text that is not a time is ignored.
+        why: the reason, shown in the message."""
         if self.busy:
             raise HomingBusy(f"motor {self.name} is homing; its state cannot be restored now")
         if isinstance(last_homed, str):
@@ -61,10 +63,10 @@ class MotorHoming:
         self.last_homed = last_homed or self.last_homed
         if homed:
             self.state, self.progress = HomingState.HOMED, 100.0
-            self.message = f"{self.name}: restored as homed from the last run"
+            self.message = f"{self.name}: {why or 'restored as homed from the last run'}"
         else:
             self.state, self.progress = HomingState.NOT_HOMED, 0.0
-            self.message = f"{self.name}: not homed"
+            self.message = f"{self.name}: not homed" + (f": {why}" if why else "")
         self._notify(HomingUpdate(self.state, self.progress, self.message))
 
     def _on_update(self, update: HomingUpdate) -> None:
