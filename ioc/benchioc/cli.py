@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__, epicsenv
+from . import __version__, epicsenv, ownership
 from . import config as cfg
 
 log = logging.getLogger("benchioc")
@@ -95,6 +95,11 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
     if args.write_db:
         ioc.write_db(doc, prefix, Path(args.write_db))
         return
+    try:
+        owned = ownership.claim(doc.path, prefix)  # held until the process ends
+    except ownership.OwnedElsewhere as error:
+        print(f"bench-ioc: {error}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     # From here on a SIGINT/SIGTERM is kept and ends the IOC in order, the sim included.
     quit_signal = ioc.QuitSignal()
     sim = _start_sim(doc, args) if args.sim else None
@@ -134,6 +139,7 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
     finally:
         if sim is not None:
             sim.stop()
+        owned.close()
     from softioc import softioc
 
     softioc.safeEpicsExit(0)
