@@ -439,7 +439,12 @@ def load(path: str | os.PathLike) -> ConfigDocument:
 def locked(path: Path) -> Iterator[None]:
     """Advisory lock shared by every writer of this config (CLI and IOC)."""
     lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "a+") as lock_file:
+    try:
+        lock_file = open(lock_path, "a+")  # noqa: SIM115 - closed by the with below
+    except OSError as error:  # e.g. a read-only folder: one line, not a traceback
+        raise ConfigError(f"{path}: cannot be changed: the lock file {lock_path.name} cannot"
+                          f" be created in {lock_path.parent} ({error.strerror})") from None
+    with lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield

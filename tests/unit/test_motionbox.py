@@ -343,6 +343,18 @@ def test_a_file_without_read_permission_is_refused(capsys, seed):
     assert code == 2 and "cannot be read" in err
 
 
+def test_a_folder_where_the_lock_cannot_be_made_is_one_line_and_exit_2(capsys, seed):
+    """As on a read-only folder (root writes through modes, so the lock's place is taken
+    by a directory here): no traceback, the file untouched."""
+    before = seed.read_bytes()
+    seed.with_name(f".{seed.name}.lock").mkdir()
+    code, _, err = run(capsys, "add", seed, "F", "SIM:F", "-5", "0", "5")
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert "cannot be changed: the lock file" in line and "Traceback" not in err
+    assert seed.read_bytes() == before
+
+
 def test_a_failed_write_leaves_the_file_and_no_temporary(capsys, seed, monkeypatch):
     def full_disk(path, text):
         raise OSError(28, "No space left on device")
