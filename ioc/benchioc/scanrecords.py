@@ -62,6 +62,8 @@ class SyncBinding:
         self.controller = controller
         controller.update(**self._settings_from_records())
         controller.subscribe(self._on_update)
+        # The preview says whether the camera (and, for Fly, the box) answers: follow them.
+        controller.watch_devices(self.refresh_preview)
         self.show_preview(controller.preview())
 
     def _settings_from_records(self) -> dict[str, Any]:

@@ -1,41 +1,48 @@
-"""Detector-synchronised scans through the IOC's `$(P)Sync:` records, over real CA.
+"""Detector-synchronised scans through the IOC's `$(P)Sync:` records, over real CA, on
+both backends (tests/benches.py):
 
-`bench-ioc --sim` runs as a subprocess (motors, camera, trigger box simulated at a time
-scale of 5); the tests drive it with the real `caput -c`, `caget` and `camonitor`, as
-a user at a terminal would. Each mode runs to Done and its arrays and scan file are
-checked; invalid settings are refused with a message; abort, a busy Run and a dropped
-trigger pulse end as they should.
+- sim: `bench-ioc --sim` (motors, camera, trigger box simulated at a time scale of 5);
+- genuine: `bench-ioc` on configs/genuine.yaml over the genuine motor record (motorSim,
+  motor A = SIM:m1, in real time) and areaDetector's simDetector (SIM:cam1:). There is
+  no trigger box, so Fly scans are refused there, in words.
+
+The tests drive the IOC with the real `caput -c`, `caget` and `camonitor`, as a user at
+a terminal would. Each mode runs to Done and its arrays and scan file are checked;
+invalid settings are refused with a message; abort, a busy Run and a dropped trigger
+pulse end as they should.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+import genuine
+from benches import BACKENDS, Bench, open_bench
 from camon import CaMonitor
 from iocharness import BIN, IocProcess
 
 pytestmark = pytest.mark.integration
 
-TIME_SCALE = 5
-ROOT = "SIM:A"  # motor A of configs/bench.yaml: VELO 10 mm/s, ACCL 0.2 s, VMAX 20 mm/s
-VELO = 10.0
+TIME_SCALE = 5  # the simulated bench; the genuine one runs in real time
 BOX = "SIM:PANDA:PCOMP1:"
+NO_BOX = "Fly mode needs the PandA trigger box, which the genuine bench does not have"
 EMBARGO_YEARS = 3  # configs/bench.yaml data.embargo_years
 
 # How far a measured position may lie from its set position, per mode:
 # Step: the put-callback move ends on the point (the sim's readback resolution).
 # Cont: the camera is started from the readback monitor; a few ms of CA and scheduling
 #   jitter at the sim's 5x speed is about a hundredth of a mm at 0.5 mm/s. A quarter of
-#   the 0.2 mm step still ties every frame to its own point.
+#   the 0.2 mm step still ties every frame to its own point. Genuine: motorSim posts a
+#   readback every 0.1 s and the run-up holds two of them (measured 0.002 mm).
 # Fly: the box captures the position at the compare crossing itself.
 TOLERANCE = {"Step": 1e-3, "Cont": 0.05, "Fly": 1e-4}
 
@@ -45,20 +52,47 @@ BASE = {"Motor": "A", "Start": "0", "End": "2", "NumPoints": "11", "FramesPerPoi
 MODES = {"Step": {}, "Cont": {"Period": "0.4"}, "Fly": {}}
 
 
-@pytest.fixture(scope="module")
-def ioc(repo_root, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("syncioc")
-    config = folder / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", config)
-    process = IocProcess(config, time_scale=TIME_SCALE)
+@pytest.fixture(scope="module", params=BACKENDS)
+def bench(request, tmp_path_factory):
+    if request.param == "genuine":
+        genuine.skip_unless_built(genuine.AD_VARS, "the genuine simDetector")
+    opened = open_bench(request.param, tmp_path_factory.mktemp("syncioc"),
+                        time_scale=TIME_SCALE)
+    process = opened.ioc
     process.settings = {}  # Sync setting -> the value last put by these tests
     try:
         # The ready line comes before the motors connect; a scan needs motor A.
         with CaMonitor(process.env, process.pv("A:Connected")) as connected:
             connected.wait_value(process.pv("A:Connected"), "Yes", timeout=30)
-        yield process
+        yield opened
     finally:
-        process.stop()
+        opened.stop()
+
+
+@pytest.fixture(scope="module")
+def ioc(bench: Bench) -> IocProcess:
+    return bench.ioc
+
+
+@dataclass(frozen=True)
+class Motor:
+    """Motor A's record as the tests found it."""
+
+    root: str  # sim: SIM:A (VELO 10 mm/s, ACCL 0.2 s, VMAX 20); genuine: SIM:m1 (40, 0.1, 50)
+    velo: float  # every scan must leave it as it was
+    accl: float
+
+
+@pytest.fixture(scope="module")
+def motor(bench: Bench, ioc: IocProcess) -> Motor:
+    root = bench.root("A")
+    velo, accl = sim_get(ioc, f"{root}.VELO", f"{root}.ACCL")
+    return Motor(root, velo, accl)
+
+
+def sweep_mode(bench: Bench) -> str:
+    """The mode of a slow sweep to abort: Fly where there is a trigger box."""
+    return "Cont" if bench.genuine else "Fly"
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -129,7 +163,7 @@ def run_scan(ioc: IocProcess) -> tuple[list[str], str]:
 
 
 def check_file(ioc: IocProcess, path: Path, scan_id: str, mode: str,
-               values: dict[str, np.ndarray]) -> None:
+               values: dict[str, np.ndarray], velo: float) -> None:
     assert path.parent == ioc.config.parent / "data"
     sidecar = path.with_name(path.name + ".sha256")
     digest, name = sidecar.read_text().split()
@@ -148,12 +182,14 @@ def check_file(ioc: IocProcess, path: Path, scan_id: str, mode: str,
         assert data.attrs["NX_class"] == "NXdata"
         for key, expected in values.items():
             np.testing.assert_allclose(data[key][()], expected, rtol=1e-15, err_msg=key)
-        assert entry["instrument/motor_A/record_fields/VELO"][()] == VELO
+        assert entry["instrument/motor_A/record_fields/VELO"][()] == velo
 
 
 # --- each mode to Done -----------------------------------------------------------------
 @pytest.mark.parametrize("mode", list(MODES))
-def test_scan_runs_to_done_from_caput_c(ioc, mode):
+def test_scan_runs_to_done_from_caput_c(bench, ioc, motor, mode):
+    if mode == "Fly":
+        bench.skip_on_genuine(NO_BOX)
     configure(ioc, mode, **MODES[mode])
     states, state_after = run_scan(ioc)
     message, data_file, scan_id = texts(ioc, "Sync:Message", "Sync:DataFile", "Sync:ScanId")
@@ -173,8 +209,8 @@ def test_scan_runs_to_done_from_caput_c(ioc, mode):
     assert np.all(np.diff(values["timestamps"]) > 0)
     pva = ioc.run_tool("pvget", "-w", "5", ioc.pv("Sync:SetPositions"))
     assert "[0,0.2,0.4,0.6,0.8,1,1.2,1.4,1.6,1.8,2]" in pva.stdout, pva.stdout + pva.stderr
-    check_file(ioc, Path(data_file), scan_id, mode, values)
-    assert sim_get(ioc, f"{ROOT}.VELO", f"{ROOT}.DMOV") == [VELO, 1]
+    check_file(ioc, Path(data_file), scan_id, mode, values, motor.velo)
+    assert sim_get(ioc, f"{motor.root}.VELO", f"{motor.root}.DMOV") == [motor.velo, 1]
 
 
 # --- refusals --------------------------------------------------------------------------
@@ -200,10 +236,12 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
-def test_invalid_configuration_is_refused_with_a_message(ioc, case):
+def test_invalid_configuration_is_refused_with_a_message(bench, ioc, motor, case):
     mode, changes, expected = REFUSALS[case]
+    if mode == "Fly":
+        bench.skip_on_genuine(NO_BOX)  # refused for that before any setting is looked at
     configure(ioc, mode, **changes)
-    before = sim_get(ioc, f"{ROOT}.RBV")
+    before = sim_get(ioc, f"{motor.root}.RBV")
     scan_id = text(ioc, "Sync:ScanId")
     states, state_after = run_scan_refused(ioc)
     message = text(ioc, "Sync:Message")
@@ -211,7 +249,7 @@ def test_invalid_configuration_is_refused_with_a_message(ioc, case):
     assert ioc.caget("Sync:Message", options=("-a", "-S"))[0].split()[-1] == "MAJOR"
     assert "Preparing" not in states and state_after == states[-1]
     assert text(ioc, "Sync:ScanId") == scan_id  # no scan was started
-    assert sim_get(ioc, f"{ROOT}.RBV") == before
+    assert sim_get(ioc, f"{motor.root}.RBV") == before
 
 
 def run_scan_refused(ioc: IocProcess) -> tuple[list[str], str]:
@@ -224,9 +262,11 @@ def run_scan_refused(ioc: IocProcess) -> tuple[list[str], str]:
         return states.values(state_pv), state_after
 
 
-def test_points_beyond_the_soft_limits_are_refused(ioc):
-    sim_put(ioc, f"{ROOT}.HLM", "3")
-    sim_put(ioc, f"{ROOT}.LLM", "-3")
+def test_points_beyond_the_soft_limits_are_refused(ioc, motor):
+    root = motor.root
+    dllm, dhlm = sim_get(ioc, f"{root}.DLLM", f"{root}.DHLM")
+    sim_put(ioc, f"{root}.HLM", "3")
+    sim_put(ioc, f"{root}.LLM", "-3")
     try:
         message_pv = ioc.pv("Sync:Message")
         with CaMonitor(ioc.env, message_pv) as messages:
@@ -239,8 +279,10 @@ def test_points_beyond_the_soft_limits_are_refused(ioc):
             "scan refused: the scan range of motor A (0 to 5 mm) goes beyond its soft "
             "limits (-3 to 3 mm)")
     finally:
-        sim_put(ioc, f"{ROOT}.DHLM", "0")  # DHLM = DLLM = 0: soft limits off again
-        sim_put(ioc, f"{ROOT}.DLLM", "0")
+        # as they were (the sim: DHLM = DLLM = 0, soft limits off), high first: from
+        # (-3, 3) the range never inverts on the way
+        sim_put(ioc, f"{root}.DHLM", f"{dhlm:g}")
+        sim_put(ioc, f"{root}.DLLM", f"{dllm:g}")
 
 
 def test_num_points_out_of_range_is_refused_in_words(ioc):
@@ -253,8 +295,8 @@ def test_num_points_out_of_range_is_refused_in_words(ioc):
     put(ioc, "Sync:NumPoints", "11")
 
 
-def test_a_motor_has_one_owner_scan_or_homing(ioc):
-    configure(ioc, "Fly", End="10", Period="2")  # a slow sweep, as in the abort test
+def test_a_motor_has_one_owner_scan_or_homing(bench, ioc):
+    configure(ioc, sweep_mode(bench), End="10", Period="2")  # slow, as in the abort test
     state_pv = ioc.pv("Sync:State")
     with CaMonitor(ioc.env, state_pv) as watch:
         watch.wait_for(state_pv, lambda _: True, timeout=10)
@@ -272,20 +314,36 @@ def test_a_motor_has_one_owner_scan_or_homing(ioc):
             run.kill()
 
 
-def test_preview_records_follow_the_settings_as_they_are_typed(ioc):
-    configure(ioc, "Fly")
+def test_preview_records_follow_the_settings_as_they_are_typed(bench, ioc, motor):
+    # Fly and Cont preview alike; the genuine bench has no box, so its Fly is not ready.
+    configure(ioc, sweep_mode(bench))
+    if bench.genuine:
+        # The run-up depends on how often the motor's readback updates, which the IOC
+        # learns from the motor's moves: make sure it has seen one, then let a setting
+        # put recompute the preview.
+        sim_put(ioc, f"{motor.root}.VAL", "1")
+        put(ioc, "Sync:Period", "0.1")
+        put(ioc, "Sync:Period", BASE["Period"])
     names = [ioc.pv(f"Sync:{n}") for n in ("Velocity", "RunUp", "EstimatedTime")]
     velocity, run_up, estimate = names
+    # Run-up v * (ACCL/2 + margin). The margin holds two readbacks at constant speed,
+    # and at least 0.05 s: the sim posts readbacks every 5 ms (time scale 5), so 0.05 s;
+    # motorSim's motor record every 0.1 s, so 0.2 s, give or take the poll's jitter.
+    margin, jitter = (0.2, 0.01) if bench.genuine else (0.05, 0.0)
+
+    def expected_run_up(v: float):
+        return pytest.approx(v * (motor.accl / 2 + margin), abs=v * jitter or 1e-12)
+
     with CaMonitor(ioc.env, *names) as preview:
         for name in names:
             preview.wait_for(name, lambda _: True, timeout=10)
-        # 0.2 mm every 0.05 s: 4 mm/s; run-up v * (ACCL/2 + 0.05 s) = 4 * 0.15 mm
+        # 0.2 mm every 0.05 s: 4 mm/s; sim: run-up v * (ACCL/2 + 0.05 s) = 4 * 0.15 mm
         assert float(preview.values(velocity)[-1]) == pytest.approx(4.0)
-        assert float(preview.values(run_up)[-1]) == pytest.approx(0.6)
+        assert float(preview.values(run_up)[-1]) == expected_run_up(4.0)
         first_estimate = float(preview.values(estimate)[-1])
         put(ioc, "Sync:Period", "0.1")
         preview.wait_for(velocity, lambda v: float(v) == pytest.approx(2.0), timeout=10)
-        preview.wait_for(run_up, lambda v: float(v) == pytest.approx(0.3), timeout=10)
+        preview.wait_for(run_up, lambda v: float(v) == expected_run_up(2.0), timeout=10)
         preview.wait_for(estimate, lambda v: float(v) > first_estimate, timeout=10)
         put(ioc, "Sync:End", "4")
         preview.wait_for(velocity, lambda v: float(v) == pytest.approx(4.0), timeout=10)
@@ -293,20 +351,21 @@ def test_preview_records_follow_the_settings_as_they_are_typed(ioc):
 
 
 # --- abort, busy, faults ---------------------------------------------------------------
-def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(ioc):
-    # 1 mm every 2 s: a 0.5 mm/s sweep over 10 mm, 4 s at the sim's 5x speed: time
-    # for a few CA tools on a loaded machine before the abort
-    configure(ioc, "Fly", End="10", Period="2")
+def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(bench, ioc, motor):
+    # 1 mm every 2 s: a 0.5 mm/s sweep over 10 mm, 4 s at the sim's 5x speed (20 s on
+    # the genuine bench): time for a few CA tools on a loaded machine before the abort
+    configure(ioc, sweep_mode(bench), End="10", Period="2")
+    root = motor.root
     state_pv, run_pv = ioc.pv("Sync:State"), ioc.pv("Sync:Run")
     disp_pv = f"{run_pv}.DISP"
-    with CaMonitor(ioc.env, state_pv, f"{ROOT}.VELO", disp_pv) as watch:
+    with CaMonitor(ioc.env, state_pv, f"{root}.VELO", disp_pv) as watch:
         watch.wait_for(state_pv, lambda _: True, timeout=10)
         run = subprocess.Popen([str(BIN / "caput"), "-t", "-c", "-w", "60", run_pv, "1"],
                                env=ioc.env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:
             watch.wait_value(state_pv, "Running", timeout=20)
-            watch.wait_value(f"{ROOT}.VELO", "0.5", timeout=10)
+            watch.wait_value(f"{root}.VELO", "0.5", timeout=10)
             # a second Run while busy is refused by the record (DISP=1), not queued
             disabled = watch.wait_value(disp_pv, "1", timeout=10)
             second = ioc.caput("Sync:Run", "1", callback=False)
@@ -322,13 +381,14 @@ def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(ioc):
     assert "Channel write request failed" in second.stdout + second.stderr, second
     message = text(ioc, "Sync:Message")
     assert message.startswith("aborted at point ") and "aborted by request" in message
-    assert sim_get(ioc, f"{ROOT}.DMOV", f"{ROOT}.VELO") == [1, VELO]
-    (rbv,) = sim_get(ioc, f"{ROOT}.RBV")
+    assert sim_get(ioc, f"{root}.DMOV", f"{root}.VELO") == [1, motor.velo]
+    (rbv,) = sim_get(ioc, f"{root}.RBV")
     assert -1 < rbv < 10.5  # stopped where it was, not at the run-out position
     assert watch.values(state_pv).count("Preparing") == 1  # the second Run never ran
 
 
-def test_dropped_pulse_shows_in_missed_frames_and_message(ioc):
+def test_dropped_pulse_shows_in_missed_frames_and_message(bench, ioc):
+    bench.skip_on_genuine(NO_BOX)
     configure(ioc, "Fly")
     sim_put(ioc, f"{BOX}Sim:DROP", "1")
     states, state_after = run_scan(ioc)
@@ -363,7 +423,9 @@ def test_a_shell_script_runs_scans_one_after_another(ioc):
     assert elapsed >= sum(durations)  # each caput waited for its scan
 
 
-def test_frames_lost_by_the_camera_show_in_missed_frames(ioc):
+def test_frames_lost_by_the_camera_show_in_missed_frames(bench, ioc):
+    bench.skip_on_genuine("frames are dropped with the simulated camera's Sim:DropFrames "
+                          "knob, which simDetector does not have")
     configure(ioc, "Cont", **MODES["Cont"])
     sim_put(ioc, "SIM:cam1:Sim:DropFrames", "2")
     states, state_after = run_scan(ioc)
@@ -371,3 +433,23 @@ def test_frames_lost_by_the_camera_show_in_missed_frames(ioc):
     assert state_after == "Done", message
     assert ioc.caget("Sync:MissedFrames", "Sync:NumValid") == ["2", "9"]
     assert "2 missed frame(s): 11 triggers, 9 frames counted" in message, message
+
+
+def test_fly_is_refused_in_words_without_a_trigger_box(bench, ioc, motor):
+    if not bench.genuine:
+        pytest.skip("the simulated bench has a trigger box")
+    message_pv = ioc.pv("Sync:Message")
+    expected = ("a Fly scan needs the trigger box SIM:PANDA:, which is not connected: use "
+                "Step or Cont, or connect the box")
+    with CaMonitor(ioc.env, message_pv) as messages:
+        configure(ioc, "Fly")
+        # the preview says so as soon as Fly is chosen
+        messages.wait_for(message_pv, lambda _: f"not ready: {expected}" in
+                          messages.texts(message_pv)[-1], timeout=10)
+    before = sim_get(ioc, f"{motor.root}.RBV")
+    states, state_after = run_scan_refused(ioc)
+    assert text(ioc, "Sync:Message") == f"scan refused: {expected}"
+    assert "Preparing" not in states and state_after == states[-1]
+    assert sim_get(ioc, f"{motor.root}.RBV") == before
+    configure(ioc, "Step")
+    assert text(ioc, "Sync:Message").startswith("ready: ")  # Step needs no box

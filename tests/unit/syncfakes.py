@@ -73,13 +73,28 @@ class Segment:
 class FakeSyncMotor:
     def __init__(self, name: str = "A", position: float = 0.0, velocity: float = 10.0,
                  accl: float = 0.1, vmax: float = 20.0, llm: float = -40.0,
-                 hlm: float = 40.0, poll: float = 0.01) -> None:
+                 hlm: float = 40.0, poll: float = 0.01,
+                 readback_interval: float | None = None,
+                 learns_interval_after: int = 0, monitor_lag: float = 0.0,
+                 tick_phase: float | None = None) -> None:
+        """poll: seconds between readbacks while moving; readback_interval: what the
+        snapshot reports of it (None: the poll, as if measured; 0: never known);
+        learns_interval_after: report 0 until this many moves have started, as a client
+        that has just connected does (it measures the interval on moves);
+        monitor_lag: how late the snapshot's position is (a genuine motor record can
+        complete a move's put-callback before its last readback monitor arrives);
+        tick_phase: post readbacks on a free-running clock, at tick_phase + k * poll,
+        as motorSim's 10 Hz task does, rather than from the start of each move."""
         self.name = name
         self.velocity = velocity
         self.accl = accl
         self.vmax = vmax
         self.llm, self.hlm = llm, hlm
         self.poll = poll
+        self.readback_interval = poll if readback_interval is None else readback_interval
+        self.monitor_lag = monitor_lag
+        self.tick_phase = tick_phase
+        self.learns_interval_after = learns_interval_after
         self.connected = True
         self.history: list[Segment] = []
         self._rest = position
@@ -100,10 +115,13 @@ class FakeSyncMotor:
 
     def snapshot(self) -> MotorSnapshot:
         t = now()
-        return MotorSnapshot(position=self.position_at(t), velocity=self.velocity,
+        return MotorSnapshot(position=self.position_at(t - self.monitor_lag),
+                             velocity=self.velocity,
                              acceleration_time=self.accl, max_velocity=self.vmax,
                              high_limit=self.hlm, low_limit=self.llm, units="mm",
-                             connected=self.connected, moving=self.moving)
+                             connected=self.connected, moving=self.moving,
+                             readback_interval=0.0 if len(self.moves)
+                             < self.learns_interval_after else self.readback_interval)
 
     @property
     def moving(self) -> bool:
@@ -138,6 +156,9 @@ class FakeSyncMotor:
             self._post(now())
 
     async def _post_readbacks(self, segment: Segment) -> None:
+        if self.tick_phase is not None:
+            ticks = math.floor((now() - self.tick_phase) / self.poll) + 1
+            await asyncio.sleep(self.tick_phase + ticks * self.poll - now())
         while True:
             self._post(now())
             if now() >= segment.end:
@@ -147,6 +168,9 @@ class FakeSyncMotor:
     def _post(self, t: float) -> None:
         for watcher in list(self._watchers):
             watcher(t, self.position_at(t))
+
+    async def read_position(self) -> float:
+        return self.position_at(now())
 
     async def stop(self) -> None:
         self.stops += 1
@@ -170,10 +194,28 @@ class FakeSyncMotor:
         return lambda: self._watchers.remove(callback)
 
 
-class FakeCamera:
+class _FakeLink:
+    """A device's connection that a test switches with set_connected()."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self._listeners: list[Callable[[], None]] = []
+
+    def watch_connection(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        for listener in list(self._listeners):
+            listener()
+
+
+class FakeCamera(_FakeLink):
     prefix = "FAKE:cam1:"
 
     def __init__(self, readout: float = 0.002) -> None:
+        super().__init__()
         self.model = CameraModel(readout)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -183,6 +225,10 @@ class FakeCamera:
         self.stops = 0
         self.configured: dict[str, Any] = {}
         self.file = ""
+
+    @property
+    def readout_time(self) -> float:
+        return self.model.readout_time
 
     def _ensure_driver(self) -> None:
         if self._driver is None:
@@ -257,11 +303,12 @@ class FakeCamera:
         return self.file
 
 
-class FakeBox:
+class FakeBox(_FakeLink):
     prefix = "FAKE:PANDA:"
 
     def __init__(self, motors: dict[str, FakeSyncMotor], camera: FakeCamera,
                  sample: float = 0.002) -> None:
+        super().__init__()
         self.model = PcompModel()
         self.motors = motors
         self.camera = camera

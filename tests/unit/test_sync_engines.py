@@ -18,21 +18,25 @@ from benchioc.sync import (
     ScanUpdate,
     SyncController,
 )
-from benchioc.sync.devices import Frame, Pulse
+from benchioc.sync.clients import CaCamera, ReadbackMeter
+from benchioc.sync.controller import DEVICE_WAIT_S
+from benchioc.sync.devices import DeviceError, Frame, Pulse
 from benchioc.sync.engines import interpolate_positions, match_frames
 
 STEP, CONT, FLY = ScanMode.STEP, ScanMode.CONT, ScanMode.FLY
 
 
 class Bench:
-    def __init__(self, tmp_path: Path, homed: bool = True, **motor) -> None:
+    def __init__(self, tmp_path: Path, homed: bool = True, with_box: bool = True,
+                 readout: float = 0.002, **motor) -> None:
         self.motor = FakeSyncMotor("A", **motor)
-        self.camera = FakeCamera()
+        self.camera = FakeCamera(readout)
         self.box = FakeBox({"A": self.motor}, self.camera)
         self.homed = homed
         self.updates: list[ScanUpdate] = []
         self.controller = SyncController(
-            motors={"A": self.motor}, camera=self.camera, box=self.box,
+            motors={"A": self.motor}, camera=self.camera,
+            box=self.box if with_box else None,
             data=DataTarget(tmp_path / "data", "bench", "P-1", "E-1", 3),
             is_homed=lambda name: self.homed, bench_config={"motors": {"A": {}}},
         )
@@ -80,6 +84,16 @@ def test_step_scan_visits_each_point_and_takes_frames_per_point(tmp_path: Path) 
     assert bench.motor.velocity_puts == []  # step scans keep the motor's speed
 
 
+def test_step_positions_are_read_after_the_move_not_taken_from_a_lagging_monitor(
+        tmp_path: Path) -> None:
+    # A genuine motor record: the move's put-callback ends before the last readback
+    # monitor arrives; the monitored position is still that of the previous point.
+    _, result = scan(tmp_path, dict(mode=STEP, start=0, end=1, num_points=3),
+                     monitor_lag=0.05)
+    check_common(result, 3)
+    assert result.positions == pytest.approx([0, 0.5, 1], abs=1e-9)
+
+
 def test_cont_scan_interpolates_frame_positions_from_the_readback(tmp_path: Path) -> None:
     bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=5, num_points=11,
                                         exposure=0.01, period=0.05))
@@ -109,7 +123,8 @@ def test_cont_scan_fails_when_readbacks_are_too_rare_to_start_the_camera(
         tmp_path: Path) -> None:
     # One readback per move: the first one at speed is the end of the sweep.
     bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=5, num_points=11,
-                                        exposure=0.01, period=0.05), poll=100.0)
+                                        exposure=0.01, period=0.05), poll=100.0,
+                         readback_interval=0.0)  # not measured yet: the run-up is the default
     assert result.state == ScanState.FAILED
     assert "first seen at constant speed at 6, already 6 past Start 0" in result.message
     assert "lengthen Period" in result.message
@@ -137,6 +152,88 @@ def test_fly_scan_downwards(tmp_path: Path) -> None:
     check_common(result, 5)
     assert result.positions == pytest.approx([3, 2.5, 2, 1.5, 1], abs=1e-6)
     assert bench.box.armed_with["direction"] == -1
+
+
+def test_cont_scan_with_readbacks_at_10_hz_starts_the_camera_on_start(
+        tmp_path: Path) -> None:
+    # A motor record polled at 10 Hz (motorSim): the run-up holds two readback intervals
+    # at constant speed, so the camera is started from readbacks taken at speed.
+    bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=2, num_points=11,
+                                        exposure=0.01, period=0.4), poll=0.1, accl=0.1)
+    check_common(result, 11)
+    # run-up 0.5 mm/s * (ACCL/2 + 2 * 0.1 s) = 0.125 mm
+    assert bench.motor.moves == pytest.approx([-0.125, 2.125])
+    assert result.positions == pytest.approx(result.set_positions, abs=0.01 * 0.2)
+
+
+def test_cont_scan_lengthens_its_run_up_when_the_taxi_shows_rare_readbacks(
+        tmp_path: Path) -> None:
+    # A client that has just connected (the command line) learns the motor's readback
+    # rate on the move to the run-up position: 0.1 s, too rare for the planned run-up
+    # at 4 mm/s (one readback every 0.4 mm, two steps), so it goes on to a longer one.
+    bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=2, num_points=11,
+                                        exposure=0.01, period=0.05), position=3.0,
+                         poll=0.1, accl=0.1, learns_interval_after=1)
+    check_common(result, 11)
+    # planned 4 * (0.05 + 0.05) = 0.4 mm; then 4 * (0.05 + 2 * 0.1) = 1 mm
+    assert bench.motor.moves == pytest.approx([-0.4, -1.0, 3.0])
+    assert result.positions == pytest.approx(result.set_positions, abs=0.01 * 0.2)
+
+
+@pytest.mark.parametrize("tick_phase", [0.0, 0.05, 0.09])
+def test_cont_scan_goes_back_further_when_the_sweep_shows_rare_readbacks(
+        tmp_path: Path, tick_phase: float) -> None:
+    # The move to the run-up position was too short to measure the readback rate (one
+    # readback); the sweep shows it, too late to start the camera on Start. No frame has
+    # been taken: the engine stops, goes back to a longer run-up and sweeps again.
+    bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=2, num_points=11,
+                                        exposure=0.01, period=0.05), position=3.0,
+                         poll=0.1, accl=0.1, learns_interval_after=2,
+                         tick_phase=tick_phase)  # motorSim's free-running 10 Hz
+    check_common(result, 11)
+    assert bench.motor.moves[0] == pytest.approx(-0.4)  # planned run-up
+    assert bench.motor.moves[2:] == pytest.approx([-1.0, 3.0])  # back further, sweep
+    assert bench.motor.stops == 1  # the first sweep, stopped
+    assert bench.motor.velocity_puts == [4.0, 10.0, 4.0, 10.0]
+    assert result.positions == pytest.approx(result.set_positions, abs=0.01 * 0.2)
+
+
+def test_a_run_up_a_little_short_is_not_worth_another_move(tmp_path: Path) -> None:
+    # The sim at real time posts a readback every 25 ms: two of them are the 0.05 s the
+    # plan already has, give or take the timer's jitter.
+    bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=2, num_points=11,
+                                        exposure=0.01, period=0.05), position=3.0,
+                         poll=0.0255, accl=0.1, learns_interval_after=1)
+    check_common(result, 11)
+    assert bench.motor.moves == pytest.approx([-0.4, 2.4])
+
+
+def test_a_longer_run_up_beyond_the_soft_limits_fails_the_scan_in_words(
+        tmp_path: Path) -> None:
+    bench, result = scan(tmp_path, dict(mode=CONT, start=0, end=2, num_points=11,
+                                        exposure=0.01, period=0.05), position=3.0,
+                         poll=0.1, accl=0.1, learns_interval_after=1, llm=-0.5)
+    assert result.state == ScanState.FAILED
+    assert result.message == (
+        "failed at point 0 of 11: the run-up and run-out of motor A (-1 to 3 mm) goes "
+        "beyond its soft limits (-0.5 to 40 mm), once lengthened for a readback every "
+        "0.1 s")
+    assert bench.motor.moves == pytest.approx([-0.4])  # no further
+    assert bench.motor.velocity == 10.0
+    assert bench.camera.stops == 1  # told to stop, though never started
+
+
+def test_cont_scan_with_rare_readbacks_not_yet_measured_starts_late_but_within_a_step(
+        tmp_path: Path) -> None:
+    # The same motor when its readback rate is never known (the taxi did not move it far
+    # enough to measure): the default 0.05 s margin holds no readback at speed, so the
+    # camera starts on the first one, past Start.
+    _, result = scan(tmp_path, dict(mode=CONT, start=0, end=2, num_points=11,
+                                    exposure=0.01, period=0.4), poll=0.1, accl=0.1,
+                     readback_interval=0.0)
+    check_common(result, 11)
+    late = np.array(result.positions) - np.array(result.set_positions)
+    assert 0.01 < late.min() and late.max() < 0.2 / 2
 
 
 # --- missed frames ---------------------------------------------------------------------
@@ -242,6 +339,142 @@ def test_preview_reports_velocity_run_up_and_time(tmp_path: Path) -> None:
     assert preview.run_up == pytest.approx(10 * (0.05 + 0.05))
     # taxi from 0 to -1 (0.1 s + 0.1 s ramp), sweep 6 mm at 10 mm/s, ramp, overhead
     assert preview.estimated_time == pytest.approx(0.2 + 0.6 + 0.1 + 0.01)
+
+
+# --- devices that do not answer -------------------------------------------------------
+def test_fly_is_refused_in_words_when_the_trigger_box_does_not_answer(tmp_path: Path) -> None:
+    async def go():
+        bench = Bench(tmp_path)
+        bench.box.set_connected(False)
+        preview = bench.controller.update(motor="A", mode=FLY, start=0, end=2,
+                                          num_points=5)
+        with pytest.raises(ScanRefused) as refusal:
+            await bench.controller.run()
+        step = bench.controller.update(mode=STEP)  # Step and Cont need no box
+        return bench, preview, str(refusal.value), step, await bench.controller.run()
+
+    bench, preview, refusal, step, result = run_virtual(go())
+    expected = ("a Fly scan needs the trigger box FAKE:PANDA:, which is not connected: "
+                "use Step or Cont, or connect the box")
+    assert refusal == expected
+    assert not preview.ok and preview.message == expected
+    assert step.ok
+    assert result.state == ScanState.DONE
+    assert bench.motor.moves == pytest.approx([0, 0.5, 1, 1.5, 2])  # only the Step scan
+
+
+def test_fly_is_refused_when_no_trigger_box_is_configured(tmp_path: Path) -> None:
+    async def go():
+        bench = Bench(tmp_path, with_box=False)
+        bench.controller.update(motor="A", mode=FLY, start=0, end=2, num_points=5)
+        with pytest.raises(ScanRefused, match="a Fly scan needs a trigger box, and none "
+                           "is configured: use Step or Cont"):
+            await bench.controller.run()
+        bench.controller.update(mode=CONT)
+        return await bench.controller.run()
+
+    assert run_virtual(go()).state == ScanState.DONE
+
+
+def test_a_scan_is_refused_while_the_camera_does_not_answer(tmp_path: Path) -> None:
+    async def go():
+        bench = Bench(tmp_path)
+        bench.camera.set_connected(False)
+        bench.controller.update(motor="A", mode=STEP, start=0, end=1, num_points=2)
+        started = now()
+        with pytest.raises(ScanRefused) as refusal:
+            await bench.controller.run()
+        return bench, str(refusal.value), now() - started
+
+    bench, refusal, waited = run_virtual(go())
+    assert refusal == ("the camera FAKE:cam1: is not connected: check that its IOC is "
+                       "running and reachable")
+    assert bench.controller.last.message == f"refused: {refusal}"
+    assert waited == pytest.approx(DEVICE_WAIT_S)  # it gave the camera a moment
+    assert bench.motor.moves == []
+
+
+def test_run_waits_for_a_camera_that_is_still_connecting(tmp_path: Path) -> None:
+    # Right after the IOC starts, the camera's channels may not be up yet.
+    async def go():
+        bench = Bench(tmp_path)
+        bench.camera.set_connected(False)
+        bench.controller.update(motor="A", mode=STEP, start=0, end=1, num_points=2)
+        asyncio.get_running_loop().call_later(0.5, bench.camera.set_connected, True)
+        return await bench.controller.run()
+
+    assert run_virtual(go()).state == ScanState.DONE
+
+
+def test_the_preview_follows_the_devices_connection(tmp_path: Path) -> None:
+    async def go():
+        bench = Bench(tmp_path)
+        seen: list[bool] = []
+        bench.controller.update(motor="A", mode=FLY, start=0, end=2, num_points=5)
+        bench.controller.watch_devices(lambda: seen.append(bench.controller.preview().ok))
+        bench.box.set_connected(False)
+        bench.box.set_connected(True)
+        return seen
+
+    assert run_virtual(go()) == [False, True]
+
+
+def test_readout_time_comes_from_the_camera(tmp_path: Path) -> None:
+    async def go():
+        bench = Bench(tmp_path, readout=0.005)
+        return bench.controller.update(motor="A", mode=STEP, exposure=0.01, period=0.012)
+
+    assert run_virtual(go()).message == (
+        "Period 0.012 s is shorter than Exposure 0.01 s + camera readout 0.005 s = 0.015 s")
+
+
+def test_a_camera_error_mid_scan_fails_the_scan_in_words(tmp_path: Path) -> None:
+    def broken_camera(bench: Bench) -> None:
+        async def acquire(timeout: float) -> None:
+            raise DeviceError("FAKE:cam1:Acquire did not accept 1: Virtual circuit "
+                              "disconnect")
+
+        bench.camera.acquire = acquire
+
+    bench, result = scan(tmp_path, dict(mode=STEP, start=0, end=1, num_points=3),
+                         setup=broken_camera)
+    assert result.state == ScanState.FAILED
+    assert result.message == ("failed at point 0 of 3: FAKE:cam1:Acquire did not accept 1: "
+                              "Virtual circuit disconnect")
+    assert bench.camera.stops == 1 and bench.motor.stops == 1
+
+
+# --- the CA clients' own arithmetic -----------------------------------------------------
+class _Stamped(int):
+    """An aioca value with a timestamp."""
+
+    def __new__(cls, value: int, timestamp: float) -> _Stamped:
+        item = super().__new__(cls, value)
+        item.timestamp = timestamp
+        return item
+
+
+def test_areadetector_frames_are_moved_back_to_the_start_of_their_exposure() -> None:
+    # simDetector stamps ArrayCounter_RBV when the frame is delivered, after the exposure;
+    # the bench simulation stamps the start of the exposure itself.
+    camera = CaCamera("SIM:cam1:")
+    camera._exposure = 0.01
+    assert camera._frame(_Stamped(7, 100.5)) == Frame(7, pytest.approx(100.49))
+    camera.stamps_exposure_start = True
+    assert camera._frame(_Stamped(8, 100.5)) == Frame(8, 100.5)
+
+
+def test_readback_meter_measures_the_interval_while_the_motor_moves() -> None:
+    moving = [False]
+    meter = ReadbackMeter(lambda: moving[0])
+    meter((10.0, 0.0))  # at rest
+    assert meter.interval == 0.0  # not measured yet
+    moving[0] = True
+    for i in range(1, 6):  # a move, polled at 10 Hz; the first gap follows a rest
+        meter((10.3 + 0.1 * i, 0.1 * i))
+    moving[0] = False
+    meter((20.0, 1.0))  # at rest again, much later
+    assert meter.interval == pytest.approx(0.1)
 
 
 # --- abort and failures ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from ..config import ConfigError, load
 from ..motor import EpicsMotor
-from .clients import build_controller
+from .clients import CaCamera, CaTriggerBox, build_controller
+from .devices import DeviceError
 from .model import ScanMode, ScanRefused, ScanState
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,15 @@ async def _run(args: argparse.Namespace) -> int:
     controller = build_controller(config, {args.motor: motor},
                                   config_dir=args.config.resolve().parent,
                                   is_homed=lambda name: False)
-    await controller.camera.connect(args.timeout)
-    await controller.box.connect(args.timeout)
+    controller.watch_devices()
+    # A device that does not answer makes the scan refused in words (a bench without a
+    # box still runs Step and Cont), rather than a traceback here.
+    camera, box = controller.camera, controller.box
+    with contextlib.suppress(DeviceError):
+        if isinstance(camera, CaCamera):
+            await camera.connect(args.timeout)
+        if isinstance(box, CaTriggerBox) and args.mode == "Fly":
+            await box.connect(args.timeout)
     controller.update(
         mode=ScanMode[args.mode.upper()], motor=args.motor, start=args.start, end=args.end,
         num_points=args.points, frames_per_point=args.frames_per_point,
@@ -68,6 +77,7 @@ async def _run(args: argparse.Namespace) -> int:
         print(json.dumps({"refused": str(refusal)}), flush=True)
         return 2
     finally:
+        controller.close()
         motor.close()
     record = dataclasses.asdict(result)
     record["state"] = result.state.label

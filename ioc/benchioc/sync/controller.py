@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, datafile
-from .devices import Camera, SyncMotor, TriggerBox
+from .devices import Camera, DeviceError, SyncMotor, TriggerBox
 from .engines import ScanContext, ScanFailed, Tally, run_scan
 from .model import (
     MotorSnapshot,
@@ -35,6 +35,9 @@ from .model import (
 log = logging.getLogger(__name__)
 
 CLEANUP_TIMEOUT_S = 10.0
+# How long Run waits for a camera (or Fly's box) that is not connected yet, e.g. right
+# after the IOC started, before refusing.
+DEVICE_WAIT_S = 2.0
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(ScanSettings))
 
 
@@ -109,7 +112,7 @@ class SyncController:
         box: TriggerBox | None,
         data: DataTarget,
         is_homed: Callable[[str], bool] = lambda name: False,
-        readout_time: float = 0.002,
+        readout_time: float | None = None,
         bench_config: Mapping[str, Any] | None = None,
         program_version: str = __version__,
     ) -> None:
@@ -118,13 +121,81 @@ class SyncController:
         self.box = box
         self.data = data
         self.is_homed = is_homed
-        self.readout_time = readout_time
+        self._readout_time = readout_time
         self.bench_config = dict(bench_config or {})
         self.program_version = program_version
         self.settings = ScanSettings(motor=next(iter(self.motors), ""))
         self._subscribers: list[Callable[[ScanUpdate], None]] = []
         self._last = ScanUpdate()
         self._run: _Run | None = None
+        self._device_listeners: list[Callable[[], None]] = []
+        self._device_change: asyncio.Event | None = None
+        self._device_watches: list[Callable[[], None]] = []
+
+    @property
+    def readout_time(self) -> float:
+        """The camera's readout time, unless the controller was given one."""
+        if self._readout_time is not None:
+            return self._readout_time
+        return self.camera.readout_time
+
+    # --- devices -----------------------------------------------------------------------
+    def watch_devices(self, on_change: Callable[[], None] | None = None) -> None:
+        """Follow the connections of the camera and the box (call it in the loop that owns
+        CA); on_change() after each change, e.g. to refresh a preview."""
+        if on_change is not None:
+            self._device_listeners.append(on_change)
+        if self._device_change is None:
+            self._device_change = asyncio.Event()
+            devices: list[Camera | TriggerBox] = [self.camera]
+            if self.box is not None:
+                devices.append(self.box)
+            self._device_watches = [d.watch_connection(self._on_device_change)
+                                    for d in devices]
+
+    def close(self) -> None:
+        """Stop following the devices."""
+        for unwatch in self._device_watches:
+            unwatch()
+        self._device_watches = []
+        self._device_change = None
+
+    def _on_device_change(self) -> None:
+        if self._device_change is not None:
+            self._device_change.set()
+        for listener in list(self._device_listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("sync device listener failed")
+
+    def device_problem(self, mode: ScanMode | None = None) -> str:
+        """Why the devices a scan of `mode` needs cannot take part, in words; "" if they
+        can."""
+        mode = self.settings.mode if mode is None else mode
+        if not self.camera.connected:
+            return (f"the camera {self.camera.prefix} is not connected: check that its "
+                    "IOC is running and reachable")
+        if mode == ScanMode.FLY:
+            if self.box is None:
+                return "a Fly scan needs a trigger box, and none is configured: use Step or Cont"
+            if not self.box.connected:
+                return (f"a Fly scan needs the trigger box {self.box.prefix}, which is not "
+                        "connected: use Step or Cont, or connect the box")
+        return ""
+
+    async def _wait_for_devices(self, mode: ScanMode) -> None:
+        """Give devices that are still connecting (the IOC just started) a moment."""
+        self.watch_devices()
+        change = self._device_change
+        deadline = asyncio.get_running_loop().time() + DEVICE_WAIT_S
+        while change is not None and self.device_problem(mode):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            change.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(change.wait(), remaining)
 
     # --- settings and preview ------------------------------------------------------------
     def update(self, **changes: Any) -> Preview:
@@ -141,7 +212,8 @@ class SyncController:
     def preview(self) -> Preview:
         motor = self._snapshot(self.settings.motor)
         return preview(self.settings, motor, homed=self._homed(self.settings.motor),
-                       readout_time=self.readout_time, known_motors=tuple(self.motors))
+                       readout_time=self.readout_time, known_motors=tuple(self.motors),
+                       device_problem=self.device_problem())
 
     def _snapshot(self, name: str) -> MotorSnapshot | None:
         motor = self.motors.get(name)
@@ -202,6 +274,10 @@ class SyncController:
         is already running; the refusal is also published as the Message."""
         if self._run is not None:
             raise ScanRefused("a scan is already running; abort it first")
+        if self.device_problem():
+            await self._wait_for_devices(self.settings.mode)
+        if self._run is not None:  # another Run started while this one waited
+            raise ScanRefused("a scan is already running; abort it first")
         try:
             plan = self._plan()
         except ScanRefused as refusal:
@@ -241,7 +317,8 @@ class SyncController:
     def _plan(self) -> ScanPlan:
         s = self.settings
         return plan_scan(s, self._snapshot(s.motor), homed=self._homed(s.motor),
-                         readout_time=self.readout_time, known_motors=tuple(self.motors))
+                         readout_time=self.readout_time, known_motors=tuple(self.motors),
+                         device_problem=self.device_problem(s.mode))
 
     async def _scan(self, run: _Run) -> ScanResult:
         plan = run.plan
@@ -256,13 +333,15 @@ class SyncController:
         try:
             await run_scan(ctx)
         except asyncio.CancelledError:
-            asyncio.current_task().uncancel()
+            task = asyncio.current_task()
+            if task is not None:  # always: this runs in run()'s task
+                task.uncancel()
             state, message = ScanState.ABORTED, "aborted by request"
-        except ScanFailed as failure:
+        except (ScanFailed, DeviceError) as failure:
             state, message = ScanState.FAILED, str(failure)
-        except Exception as error:  # a device error we did not foresee
+        except Exception as error:  # an error we did not foresee
             log.exception("sync scan failed")
-            state, message = ScanState.FAILED, f"unexpected error: {error!r}"
+            state, message = ScanState.FAILED, f"unexpected error: {_words(error)}"
         self._publish(state=ScanState.FINISHING, message=f"finishing: {message or 'ok'}")
         problems = await self._cleanup(ctx, stop_motion=state != ScanState.DONE)
         message = _final_message(state, message, ctx, problems)
@@ -294,9 +373,13 @@ class SyncController:
         for what, step in steps:
             try:
                 await asyncio.wait_for(step(), CLEANUP_TIMEOUT_S)
+            except TimeoutError as error:
+                why = str(error) or f"no answer within {CLEANUP_TIMEOUT_S:g} s"
+                log.error("sync cleanup: could not %s: %s", what, why)
+                problems.append(f"could not {what} ({why})")
             except Exception as error:
                 log.error("sync cleanup: could not %s: %r", what, error)
-                problems.append(f"could not {what} ({error!r})")
+                problems.append(f"could not {what} ({_words(error)})")
         return problems
 
     async def _write_file(self, run: _Run, ctx: ScanContext, state: ScanState,
@@ -325,6 +408,12 @@ class SyncController:
             log.error("scan file for %s not written: %s", run.scan_id, error)
             return error
         return str(path)
+
+
+def _words(error: BaseException) -> str:
+    """An exception as a user reads it: its text, or its kind when it has none."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _safe_fields(motor: SyncMotor) -> dict[str, Any]:

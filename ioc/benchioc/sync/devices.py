@@ -18,6 +18,11 @@ from .model import MotorSnapshot
 Unsubscribe = Callable[[], None]
 
 
+class DeviceError(RuntimeError):
+    """A camera or trigger box did not answer or refused a value; the text names the PV
+    and says what happened, in words (it ends up on Sync:Message)."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """One frame delivered by the camera: its ArrayCounter and when it was exposed."""
@@ -47,6 +52,12 @@ class SyncMotor(Protocol):
         """Put-callback move; returns when the motor is done, raises on timeout."""
         ...
 
+    async def read_position(self) -> float:
+        """The readback as the record holds it now. A read, not the monitor: a genuine
+        motor record may complete a move's put-callback before its last readback
+        update has arrived."""
+        ...
+
     async def stop(self) -> None: ...
 
     async def wait_stopped(self, timeout: float) -> None: ...
@@ -60,6 +71,20 @@ class SyncMotor(Protocol):
 
 class Camera(Protocol):
     prefix: str
+
+    @property
+    def connected(self) -> bool:
+        """The camera answers and the client knows how it stamps its frames."""
+        ...
+
+    @property
+    def readout_time(self) -> float:
+        """Seconds a frame needs beyond its exposure before the next can start."""
+        ...
+
+    def watch_connection(self, callback: Callable[[], None]) -> Unsubscribe:
+        """Follow the camera's connection; callback() after each change of `connected`."""
+        ...
 
     async def configure(self, *, exposure: float, period: float, image_mode: ImageMode,
                         num_images: int, trigger_mode: TriggerMode) -> None: ...
@@ -83,7 +108,10 @@ class Camera(Protocol):
         """NumImagesCounter_RBV now: exposures taken in this acquisition."""
         ...
 
-    def watch_frames(self, callback: Callable[[Frame], None]) -> Unsubscribe: ...
+    def watch_frames(self, callback: Callable[[Frame], None]) -> Unsubscribe:
+        """Call callback with each frame delivered; its timestamp is the start of its
+        exposure, whatever the driver stamps (areaDetector stamps the delivery)."""
+        ...
 
     async def file_name(self) -> str:
         """The file the camera (its file plugin) is writing, or ''."""
@@ -92,6 +120,13 @@ class Camera(Protocol):
 
 class TriggerBox(Protocol):
     prefix: str
+
+    @property
+    def connected(self) -> bool: ...
+
+    def watch_connection(self, callback: Callable[[], None]) -> Unsubscribe:
+        """Follow the box's connection; callback() after each change of `connected`."""
+        ...
 
     async def arm(self, *, motor: str, start: float, step: float, pulses: int,
                   direction: int, pre_start: float, width: float) -> None: ...

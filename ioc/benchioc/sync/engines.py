@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .devices import Camera, Frame, ImageMode, Pulse, SyncMotor, TriggerBox, TriggerMode
+from . import model
+from .devices import (
+    Camera,
+    Frame,
+    ImageMode,
+    Pulse,
+    SyncMotor,
+    TriggerBox,
+    TriggerMode,
+    Unsubscribe,
+)
 from .model import ScanArraysState, ScanMode, ScanPlan
 
 log = logging.getLogger(__name__)
@@ -154,7 +164,7 @@ async def _step_point(ctx: ScanContext, collector: FrameCollector, index: int,
                          f"({target:g}) in time") from None
     if s.settle_time > 0:
         await asyncio.sleep(s.settle_time)
-    position = ctx.motor.snapshot().position
+    position = await ctx.motor.read_position()
     before = await ctx.camera.frame_counter()
     started = time.time()
     try:
@@ -181,15 +191,42 @@ async def _step_point(ctx: ScanContext, collector: FrameCollector, index: int,
 
 
 # --- Cont ------------------------------------------------------------------------------
-async def _taxi(ctx: ScanContext) -> None:
-    """To the run-up position at the motor's own speed, then set the scan speed."""
-    plan = ctx.plan
+async def _taxi(ctx: ScanContext, *, fit_run_up: bool = False) -> None:
+    """To the run-up position at the motor's own speed, then set the scan speed.
+
+    fit_run_up (Cont): if the move showed that the motor's readbacks come more rarely
+    than the plan knew, go on to the longer run-up the camera's start needs."""
+    await _move_to_run_up(ctx)
+    if fit_run_up:
+        await _lengthen_run_up(ctx)
+    await ctx.set_velocity(ctx.plan.velocity)
+
+
+async def _lengthen_run_up(ctx: ScanContext) -> bool:
+    """Move on to a longer run-up if the motor's readback interval, as known now, needs
+    one; whether it did."""
+    interval = ctx.motor.snapshot().readback_interval
     try:
-        await ctx.motor.move(plan.taxi_start, ctx.move_timeout(plan.taxi_start))
+        longer = model.fit_run_up(ctx.plan, ctx.motor.snapshot())
+    except model.ScanRefused as refusal:
+        raise ScanFailed(f"{refusal}, once lengthened for a readback every "
+                         f"{interval:.3g} s") from None
+    if longer is ctx.plan:
+        return False
+    log.info("motor %s posts a readback every %.3g s: run-up %.4g instead of %.4g",
+             ctx.motor.name, interval, longer.run_up, ctx.plan.run_up)
+    ctx.plan = longer
+    await _move_to_run_up(ctx)
+    return True
+
+
+async def _move_to_run_up(ctx: ScanContext) -> None:
+    target = ctx.plan.taxi_start
+    try:
+        await ctx.motor.move(target, ctx.move_timeout(target))
     except TimeoutError:
         raise ScanFailed(f"motor {ctx.motor.name} did not reach the run-up position "
-                         f"{plan.taxi_start:g} in time") from None
-    await ctx.set_velocity(plan.velocity)
+                         f"{target:g} in time") from None
 
 
 def _on_frame(ctx: ScanContext) -> Callable[[Frame], None]:
@@ -218,24 +255,25 @@ async def _finish_sweep(ctx: ScanContext, sweep: asyncio.Task) -> None:
 
 
 async def run_cont(ctx: ScanContext) -> None:
-    s, plan = ctx.settings, ctx.plan
+    s = ctx.settings
     await ctx.camera.configure(
         exposure=s.exposure, period=s.period, image_mode=ImageMode.MULTIPLE,
         num_images=s.num_points, trigger_mode=TriggerMode.INTERNAL,
     )
-    await _taxi(ctx)
+    await _taxi(ctx, fit_run_up=True)
     samples: list[tuple[float, float]] = []
     before = await ctx.camera.frame_counter()
     collector = FrameCollector(_on_frame(ctx), baseline=before)
-    start_watch = StartWatch(plan, ctx.motor.snapshot().acceleration_time)
-    unwatch_motor = ctx.motor.watch_position(
-        lambda t, x: (samples.append((t, x)), start_watch(t, x)))
     unwatch_frames = ctx.camera.watch_frames(collector)
     sweep: asyncio.Task | None = None
+    unwatch_motor: Unsubscribe | None = None
     try:
         ctx.running()
-        sweep = await _sweep(ctx)
-        await _wait_for_start(ctx, start_watch, sweep)
+        try:
+            sweep, unwatch_motor = await _sweep_to_start(ctx, samples, retry=True)
+        except _RunUpTooShort as short:
+            await _go_back_further(ctx, short)
+            sweep, unwatch_motor = await _sweep_to_start(ctx, samples, retry=False)
         await _acquire(ctx, s.num_points * s.period * 2 + ACQUIRE_MARGIN_S)
         after = await ctx.camera.frame_counter()
         if after > before:
@@ -245,10 +283,55 @@ async def run_cont(ctx: ScanContext) -> None:
         frames = collector.since(before)
         _record_cont(ctx, frames, samples, exposures=taken)
     finally:
-        unwatch_motor()
+        if unwatch_motor is not None:
+            unwatch_motor()
         unwatch_frames()
         if sweep is not None and not sweep.done():
             sweep.cancel()
+
+
+class _RunUpTooShort(ScanFailed):
+    """The motor reached constant speed too late to start the camera on Start."""
+
+
+async def _sweep_to_start(ctx: ScanContext, samples: list[tuple[float, float]], *,
+                          retry: bool) -> tuple[asyncio.Task, Unsubscribe]:
+    """Start the sweep, collecting readbacks into `samples`; return once the motor
+    passes Start, with the sweep's task and the readback watch (the caller ends it)."""
+    samples.clear()
+    start_watch = StartWatch(ctx.plan, ctx.motor.snapshot().acceleration_time)
+
+    def on_readback(timestamp: float, position: float) -> None:
+        samples.append((timestamp, position))
+        start_watch(timestamp, position)
+
+    unwatch = ctx.motor.watch_position(on_readback)
+    sweep = await _sweep(ctx)
+    try:
+        await _wait_for_start(ctx, start_watch, sweep, retry=retry)
+    except BaseException:
+        unwatch()
+        if not sweep.done():
+            sweep.cancel()
+        raise
+    return sweep, unwatch
+
+
+async def _go_back_further(ctx: ScanContext, short: _RunUpTooShort) -> None:
+    """The sweep's readbacks came too rarely for the run-up: a client that had not yet
+    seen the motor move (the command line) did not know. No frame has been taken: stop,
+    and go back to the run-up they need, once."""
+    log.info("%s; going back further", short)
+    try:
+        await ctx.motor.stop()
+        await ctx.motor.wait_stopped(ctx.move_timeout(ctx.motor.snapshot().position))
+    except TimeoutError as error:
+        raise ScanFailed(f"{short}; then the motor did not stop: {error}") from None
+    if ctx.original_velocity is not None:
+        await ctx.motor.set_velocity(ctx.original_velocity)  # back at its own speed
+    if not await _lengthen_run_up(ctx):
+        raise ScanFailed(str(short))
+    await ctx.set_velocity(ctx.plan.velocity)
 
 
 class StartWatch:
@@ -258,7 +341,9 @@ class StartWatch:
     constant speed; the speed measured between the last two readbacks (on the motor's
     own timestamps) gives the time left until Start. This holds whatever the controller's
     real ramp and whatever the simulation's time scale, where a sleep computed from ACCL
-    and VELO would not."""
+    and VELO would not. Each later readback before Start refines the estimate: the first
+    pair may straddle the ramp's end (a speed too low), which matters when readbacks are
+    rare (a motor record polled at 10 Hz)."""
 
     def __init__(self, plan: ScanPlan, acceleration_time: float) -> None:
         self.start = float(plan.set_positions[0])
@@ -266,22 +351,35 @@ class StartWatch:
         self.ramp_end = plan.taxi_start + plan.direction * plan.velocity \
             * acceleration_time / 2
         self.cruising = asyncio.Event()
+        self.updated = asyncio.Event()  # a new estimate since the engine last looked
         self._last: tuple[float, float] | None = None
         self.speed = 0.0  # position units per second of the readback timestamps
         self.position = math.nan
         self.arrived = 0.0  # loop time at which that readback arrived
+        self.first_position = math.nan  # where constant speed was first seen
+        self.pair_at_speed = False  # the estimate rests on two readbacks past the ramp
+
+    def _beyond(self, position: float, mark: float) -> bool:
+        return (position - mark) * self.direction >= 0
 
     def __call__(self, timestamp: float, position: float) -> None:
         last, self._last = self._last, (timestamp, position)
-        if self.cruising.is_set() or last is None:
-            return
-        beyond_ramp = (position - self.ramp_end) * self.direction >= 0
+        if last is None or (self.cruising.is_set() and self._beyond(self.position,
+                                                                     self.start)):
+            return  # nothing to compare with, or Start already passed: keep the estimate
         moved = (position - last[1]) * self.direction > 0
-        if beyond_ramp and moved and timestamp > last[0]:
-            self.speed = abs(position - last[1]) / (timestamp - last[0])
-            self.position = position
-            self.arrived = asyncio.get_running_loop().time()
+        if not (self._beyond(position, self.ramp_end) and moved and timestamp > last[0]):
+            return
+        if self.cruising.is_set() and not self._beyond(last[1], self.ramp_end):
+            return  # keep the estimate until a pair lies wholly at constant speed
+        self.speed = abs(position - last[1]) / (timestamp - last[0])
+        self.pair_at_speed = self._beyond(last[1], self.ramp_end)
+        self.position = position
+        self.arrived = asyncio.get_running_loop().time()
+        if not self.cruising.is_set():
+            self.first_position = position
             self.cruising.set()
+        self.updated.set()
 
     def delay(self) -> float:
         """Seconds from now until the motor passes Start (0 if it already has)."""
@@ -290,8 +388,10 @@ class StartWatch:
         return max(ahead / self.speed - elapsed, 0.0) if self.speed > 0 else 0.0
 
 
-async def _wait_for_start(ctx: ScanContext, watch: StartWatch, sweep: asyncio.Task) -> None:
-    """Sleep until the motor passes Start; fail if it never reaches constant speed."""
+async def _wait_for_start(ctx: ScanContext, watch: StartWatch, sweep: asyncio.Task, *,
+                          retry: bool = False) -> None:
+    """Sleep until the motor passes Start; fail if it never reaches constant speed, or
+    reaches it too late (_RunUpTooShort if `retry`: the caller may go back further)."""
     cruising = asyncio.create_task(watch.cruising.wait())
     timeout = ctx.move_timeout(ctx.plan.taxi_end, ctx.plan.velocity)
     try:
@@ -305,15 +405,37 @@ async def _wait_for_start(ctx: ScanContext, watch: StartWatch, sweep: asyncio.Ta
         raise ScanFailed(
             f"motor {ctx.motor.name} did not report constant speed past "
             f"{watch.ramp_end:g} before Start {watch.start:g}; no frames were taken")
-    late = (watch.position - watch.start) * watch.direction
+    late = (watch.first_position - watch.start) * watch.direction
     half_step = abs(ctx.plan.step) / 2
-    if late > half_step:
+    too_late = late > half_step
+    # Sleep until the predicted crossing; a readback arriving first refines it.
+    while not too_late and (delay := watch.delay()) > 0:
+        watch.updated.clear()
+        try:
+            await asyncio.wait_for(watch.updated.wait(), delay)
+        except TimeoutError:
+            break
+    if retry and (too_late or not watch.pair_at_speed) and _longer_run_up_known(ctx):
+        # The camera would start late, on a speed measured across the ramp's end.
+        raise _RunUpTooShort(
+            f"motor {ctx.motor.name} posts a readback every "
+            f"{ctx.motor.snapshot().readback_interval:.3g} s, too rarely to start the "
+            f"camera on Start from a run-up of {ctx.plan.run_up:g}")
+    if too_late:
         raise ScanFailed(
             f"motor {ctx.motor.name} was first seen at constant speed at "
-            f"{watch.position:g}, already {late:g} past Start {watch.start:g} (more than "
-            f"half a step, {half_step:g}): its readbacks come too rarely for this speed "
-            f"({ctx.plan.velocity:g}/s); lengthen Period")
-    await asyncio.sleep(watch.delay())
+            f"{watch.first_position:g}, already {late:g} past Start {watch.start:g} (more "
+            f"than half a step, {half_step:g}): its readbacks come too rarely for this "
+            f"speed ({ctx.plan.velocity:g}/s); lengthen Period")
+
+
+def _longer_run_up_known(ctx: ScanContext) -> bool:
+    """Would the motor's readback interval, as known now, ask for a longer run-up that
+    its soft limits allow?"""
+    try:
+        return model.fit_run_up(ctx.plan, ctx.motor.snapshot()) is not ctx.plan
+    except model.ScanRefused:
+        return False
 
 
 async def _acquire(ctx: ScanContext, timeout: float) -> None:
@@ -371,7 +493,11 @@ async def run_fly(ctx: ScanContext) -> None:
     acquisition: asyncio.Task | None = None
     try:
         acquisition = asyncio.create_task(ctx.camera.acquire(_fly_timeout(ctx)))
-        await ctx.camera.wait_acquiring(ARM_TIMEOUT_S)
+        try:
+            await ctx.camera.wait_acquiring(ARM_TIMEOUT_S)
+        except TimeoutError:
+            raise ScanFailed(f"camera {ctx.camera.prefix} did not start waiting for "
+                             f"triggers within {ARM_TIMEOUT_S:g} s of Acquire=1") from None
         await box.arm(motor=ctx.motor.name, start=s.start, step=abs(plan.step),
                       pulses=s.num_points, direction=plan.direction,
                       pre_start=plan.run_up / 2, width=min(s.exposure, s.period / 2))

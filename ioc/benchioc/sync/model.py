@@ -8,6 +8,7 @@ preview records show the same plan while the user types.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from dataclasses import dataclass, field
@@ -19,6 +20,14 @@ MAX_POINTS = 10_000
 # first point, so software timing jitter and the motor's settling after its ramp do not
 # fall on the first point.
 RUN_UP_MARGIN_S = 0.05
+# A Cont scan starts the camera from readbacks taken at constant speed, so the stretch at
+# constant speed before Start must hold two of them: a speed needs a pair. A motor record
+# polled at 10 Hz (motorSim, most controllers) posts a readback every 0.1 s, which the
+# 0.05 s margin alone does not cover; the simulated bench posts one every 25 ms or less.
+RUN_UP_READBACKS = 2.0
+# A run-up found too short once the motor has moved is lengthened only beyond this
+# factor: a few per cent less still holds its two readbacks, and an extra move costs more.
+RUN_UP_SLACK = 1.1
 # Fixed cost of one CA round trip sequence per step point (move + acquire puts).
 STEP_OVERHEAD_S = 0.01
 
@@ -93,6 +102,12 @@ class MotorSnapshot:
     units: str = ""
     connected: bool = True
     moving: bool = False
+    readback_interval: float = 0.0  # seconds between readbacks while moving; 0: unknown
+
+    @property
+    def run_up_margin(self) -> float:
+        """Seconds at constant speed before Start (and after End)."""
+        return max(RUN_UP_MARGIN_S, RUN_UP_READBACKS * self.readback_interval)
 
     @property
     def has_soft_limits(self) -> bool:
@@ -209,8 +224,11 @@ def _move_time(distance: float, velocity: float, accl: float) -> float:
 
 
 def plan_scan(settings: ScanSettings, motor: MotorSnapshot | None, *, homed: bool,
-              readout_time: float, known_motors: tuple[str, ...] = ()) -> ScanPlan:
-    """The scan these settings describe, or ScanRefused saying what to change."""
+              readout_time: float, known_motors: tuple[str, ...] = (),
+              device_problem: str = "") -> ScanPlan:
+    """The scan these settings describe, or ScanRefused saying what to change.
+    device_problem: why the camera (or, for Fly, the trigger box) cannot take part, in
+    words; "" when they are ready."""
     s = settings
     if not s.motor:
         raise ScanRefused("no motor chosen: set Motor to one of "
@@ -218,6 +236,9 @@ def plan_scan(settings: ScanSettings, motor: MotorSnapshot | None, *, homed: boo
     if motor is None:
         names = ", ".join(known_motors) or "none"
         raise ScanRefused(f"there is no motor {s.motor!r} (motors: {names})")
+    if device_problem:
+        # before the settings: with no camera or box, no setting would make it work
+        raise ScanRefused(device_problem)
     _check_numbers(s)
     _check_mode(s)
     _check_period(s, readout_time)
@@ -250,12 +271,9 @@ def _plan_motion(s: ScanSettings, m: MotorSnapshot, points: np.ndarray) -> ScanP
             f"motor {s.motor}'s VMAX of {_fmt(m.max_velocity, m.units + '/s')}: lengthen "
             "Period or use more points"
         )
-    run_up = velocity * (m.acceleration_time / 2 + RUN_UP_MARGIN_S)
+    run_up = _run_up(velocity, m)
     direction = 1 if s.end > s.start else -1
-    taxi_start = s.start - direction * run_up
-    taxi_end = s.end + direction * run_up
-    _check_range(s.motor, "the run-up and run-out", min(taxi_start, taxi_end),
-                 max(taxi_start, taxi_end), m)
+    taxi_start, taxi_end = _taxi_positions(s, direction, run_up, m)
     to_start = _move_time(abs(m.position - taxi_start), m.velocity, m.acceleration_time)
     travel = abs(taxi_end - taxi_start)
     estimated = to_start + travel / velocity + m.acceleration_time + STEP_OVERHEAD_S
@@ -263,11 +281,38 @@ def _plan_motion(s: ScanSettings, m: MotorSnapshot, points: np.ndarray) -> ScanP
                     estimated, m.units)
 
 
+def _run_up(velocity: float, m: MotorSnapshot) -> float:
+    return velocity * (m.acceleration_time / 2 + m.run_up_margin)
+
+
+def _taxi_positions(s: ScanSettings, direction: int, run_up: float,
+                    m: MotorSnapshot) -> tuple[float, float]:
+    taxi_start = s.start - direction * run_up
+    taxi_end = s.end + direction * run_up
+    _check_range(s.motor, "the run-up and run-out", min(taxi_start, taxi_end),
+                 max(taxi_start, taxi_end), m)
+    return taxi_start, taxi_end
+
+
+def fit_run_up(plan: ScanPlan, motor: MotorSnapshot) -> ScanPlan:
+    """The plan with the run-up (and run-out) the motor needs as it reports itself now,
+    if that is longer than planned: its readback rate may have become known since the
+    plan was made (measured on the move to the run-up position). ScanRefused if the
+    longer run-up would pass the soft limits."""
+    run_up = _run_up(plan.velocity, motor)
+    if run_up <= plan.run_up * RUN_UP_SLACK:
+        return plan
+    taxi_start, taxi_end = _taxi_positions(plan.settings, plan.direction, run_up, motor)
+    return dataclasses.replace(plan, run_up=run_up, taxi_start=taxi_start,
+                               taxi_end=taxi_end)
+
+
 def preview(settings: ScanSettings, motor: MotorSnapshot | None, *, homed: bool,
-            readout_time: float, known_motors: tuple[str, ...] = ()) -> Preview:
+            readout_time: float, known_motors: tuple[str, ...] = (),
+            device_problem: str = "") -> Preview:
     try:
         plan = plan_scan(settings, motor, homed=homed, readout_time=readout_time,
-                         known_motors=known_motors)
+                         known_motors=known_motors, device_problem=device_problem)
     except ScanRefused as refusal:
         return Preview(ok=False, message=str(refusal))
     return Preview(ok=True, velocity=plan.velocity, run_up=plan.run_up,
