@@ -3,9 +3,6 @@ pure asyncio: settings and reports (settings), the procedure for one motor (proc
 and the controllers the IOC and motion-box bind to (bench). Motors are reached only
 through the HomingMotor protocol over the motor model (benchioc.motormodel)."""
 
-# The motor model's errors were this module's before it had its own: sync/ still takes
-# MotorTimeout from here until it imports benchioc.motormodel.
-from ..motormodel import MotorDisconnected, MotorTimeout
 from .bench import BenchHoming, BenchUpdate, MotorHoming
 from .procedure import home
 from .settings import (
@@ -19,6 +16,5 @@ from .settings import (
 
 __all__ = [
     "BenchHoming", "BenchUpdate", "HomingBusy", "HomingError", "HomingMotor",
-    "HomingSettings", "HomingState", "HomingUpdate", "MotorDisconnected", "MotorHoming",
-    "MotorTimeout", "home",
+    "HomingSettings", "HomingState", "HomingUpdate", "MotorHoming", "home",
 ]
