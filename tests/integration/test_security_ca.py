@@ -115,7 +115,8 @@ def test_path_like_pv_values_are_refused_and_nothing_is_written_elsewhere(bench_
     finally:
         ioc.stop()
     written = {p for p in _tree(folder) - before}
-    allowed = {folder / "autosave", folder / f".{bench_copy.name}.lock"}
+    allowed = {folder / "autosave", folder / f".{bench_copy.name}.lock",
+               folder / f".{bench_copy.name}.owner"}
     assert written <= allowed | {p for p in written if p.parent == folder / "autosave"}
     assert cfg.load(bench_copy).config.motors["A"].pv_root == "SIM:A"
 
