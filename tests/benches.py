@@ -30,7 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 BACKENDS = ("sim", "genuine")
 
 # The genuine axes as the tests set them up: motor.cmd's 10 mm/s would make a homing
-# over the +-100 mm range last 20 s; D is reversed like the simulated bench's D.
+# over the +-100 mm range last 20 s; D is reversed like the simulated bench's D. Not
+# faster: at 80 mm/s an axis that never made an absolute move overshoots its switch by
+# 60 mm and motorSim's return (at 1 step/s, see homing's settle) then ignores a STOP.
 GENUINE_AXIS_FIELDS = {"VMAX": 50, "VELO": 40, "JVEL": 40, "ACCL": 0.1}
 GENUINE_REVERSED = ("D",)
 
