@@ -398,8 +398,10 @@ async def home_motors(request: HomeRequest, display: ProgressDisplay) -> dict[st
                      f"IOC at {probe.prefix} (it serves {probe.served})")
         return await _home_via_ioc(probe.prefix, request, display)
     if probe is not None and probe.served:
-        display.note(f"warning: the IOC at {probe.prefix} serves {probe.served}, not "
-                     f"{request.document.path}; homing directly over CA")
+        # its motors may well be these: two owners would command them at once
+        raise ConfigError(f"the IOC at {probe.prefix} serves {probe.served}, not "
+                          f"{request.document.path}: home through that IOC (motion-box home"
+                          f" {probe.served} ...), or give --direct to home here anyway")
     display.note(f"homing {', '.join(request.names)} {request.direction} directly over CA")
     return await _home_with_engine(request, display)
 

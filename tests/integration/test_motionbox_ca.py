@@ -130,10 +130,14 @@ def test_ctrl_c_aborts_homing_through_the_ioc(ioc, served_config):
 
 
 # --- with its own engine ---------------------------------------------------------------
-def test_home_directly_when_the_ioc_serves_another_file(ioc, other_config):
-    result = motion_box(ioc.env, "home", other_config, "E", "lo")
+def test_home_refused_when_an_ioc_serves_another_file_unless_direct(ioc, other_config):
+    refused = motion_box(ioc.env, "home", other_config, "E", "lo")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"serves {ioc.config.resolve()}" in line and "--direct" in line, line
+    assert ioc.caget("E:Busy") == ["No"]
+    result = motion_box(ioc.env, "home", "--direct", other_config, "E", "lo")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"serves {ioc.config.resolve()}" in result.stdout
     assert "directly over CA" in result.stdout
     assert result.stdout.rstrip().endswith("E: homed")
     e = motor_entry(other_config, "E")
@@ -144,7 +148,8 @@ def test_home_directly_when_the_ioc_serves_another_file(ioc, other_config):
 def test_home_fails_with_the_reason_for_a_missing_motor(ioc, other_config):
     added = motion_box(ioc.env, "add", other_config, "F", "SIM:NOPE", "-5", "0", "5")
     assert added.returncode == 0, added.stderr
-    result = motion_box(ioc.env, "home", "--connect-timeout", "1", other_config, "F", "hi")
+    result = motion_box(ioc.env, "home", "--direct", "--connect-timeout", "1", other_config,
+                        "F", "hi")
     assert result.returncode == 1
     assert "F: NOT homed: not connected" in result.stderr
 
