@@ -231,7 +231,17 @@ class EpicsMotor(FeedBackedMotor):
         current = await self._read_pair(fields)
         for which in limit_order(current, (low, high)):
             field, value = (fields[0], low) if which == "low" else (fields[1], high)
-            await self._put(field, value, wait=True)
+            # A put-callback to a limit field completes only when the record is done,
+            # DMOV=1: never, on an axis that ignores STOP. A plain put and its monitor
+            # tell us the value is in, whatever the axis does.
+            await self._put(field, value, wait=False)
+            await self._wait_field(field, value)
+
+    async def _wait_field(self, field: str, value: float) -> None:
+        attribute = _FIELDS[field][0]
+        await self.wait_for(
+            lambda s: math.isclose(getattr(s, attribute), value, rel_tol=1e-9, abs_tol=1e-9),
+            self.put_timeout, f"{self.pv(field)} to read {value:g}")
 
     async def _read_pair(self, fields: tuple[str, str]) -> tuple[float, float]:
         """Read the limits now: the monitored ones may lag a write made a moment ago."""

@@ -228,6 +228,15 @@ async def test_user_limits_use_hlm_and_llm(ca: FakeCA) -> None:
     assert ca.put_names() == ["LLM=-40", "HLM=40"]
 
 
+async def test_limits_are_plain_puts_confirmed_by_their_monitors(ca: FakeCA) -> None:
+    """A put-callback to a limit field completes only at DMOV=1: never on an axis that
+    ignores STOP, whose soft limits the clean-up must still put back."""
+    motor = await connected_motor(ca)
+    await motor.set_dial_limits(-41.0, 41.0)
+    assert [wait for pv, _, wait in ca.puts if pv.endswith(("DLLM", "DHLM"))] == [False, False]
+    assert (motor.status.dllm, motor.status.dhlm) == (-41.0, 41.0)
+
+
 async def test_close_stops_monitoring_and_fails_waiters(ca: FakeCA) -> None:
     seen: list[MotorStatus] = []
     motor = await connected_motor(ca, seen)
