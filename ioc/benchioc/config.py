@@ -143,6 +143,10 @@ class SimMotorConfig(_Strict):
     egu: str = "mm"
     prec: int = Field(3, ge=0, le=10)
     desc: str = ""
+    # A controller with closed-loop (servo) support: MSTA GAIN_SUPPORT set, CNEN starts
+    # at Enable and CNEN=Disable refuses motion. Without it (motorSim, steppers) CNEN
+    # starts at Disable and motion works regardless, as on the genuine record.
+    gain_support: bool = False
 
     @model_validator(mode="after")
     def _switches_ordered(self) -> SimMotorConfig:

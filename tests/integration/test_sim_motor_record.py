@@ -8,7 +8,16 @@ import time
 
 import pytest
 
-from simharness import BIN, Monitor, SimProcess, caget, caput, start_sim, transitions
+from simharness import (
+    BIN,
+    Monitor,
+    SimProcess,
+    caget,
+    caput,
+    run_ca,
+    start_sim,
+    transitions,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +177,60 @@ def test_amp_fault_knob_sets_problem_and_major_alarm(sim: SimProcess):
 def test_sigterm_stops_the_sim_cleanly():
     with start_sim(time_scale=TIME_SCALE) as other:
         assert other.stop() == 0
+
+
+# --- what the genuine record does, held without the genuine IOC (the differential test,
+# test_motor_differential.py, compares it with the genuine one where that is built) ------
+def test_fields_a_client_reads_start_as_on_the_genuine_record(sim: SimProcess):
+    assert caget("SIM:B.CNEN", sim.env) == "Disable"  # motion works regardless
+    assert caget("SIM:B.HHSV", sim.env) == "NO_ALARM"
+    assert caget("SIM:B.TDIR", sim.env) == "0" and caget("SIM:B.ATHM", sim.env) == "0"
+    info = run_ca("cainfo", "SIM:B.MSTA", env=sim.env).stdout
+    assert "DBF_DOUBLE" in info  # DBF_ULONG travels as DOUBLE
+    assert "DBF_LONG" in run_ca("cainfo", "SIM:B.MIP", env=sim.env).stdout
+
+
+def test_a_second_put_callback_waits_for_the_first_move(sim: SimProcess):
+    with Monitor(["SIM:A.VAL", "SIM:A.DMOV"], sim.env) as monitor:
+        monitor.wait_value("SIM:A.DMOV", "1")
+        first = subprocess.Popen([str(BIN / "caput"), "-c", "-w", "30", "SIM:A.VAL", "4"],
+                                 env=sim.env, stdout=subprocess.DEVNULL)
+        monitor.wait_value("SIM:A.DMOV", "0")
+        caput("SIM:A.VAL", 2, sim.env, callback=True)  # returns after both moves
+        assert first.wait(5) == 0
+        vals = [float(v) for v in monitor.values("SIM:A.VAL")]
+        dmov = monitor.values("SIM:A.DMOV")
+    assert vals[-2:] == [4.0, 2.0]  # VAL=2 was applied only after the move to 4
+    assert dmov.count("1") >= 2  # the first move ended (DMOV=1) before the second began
+    assert float(caget("SIM:A.RBV", sim.env)) == 2.0
+
+
+def test_a_put_callback_to_a_limit_completes_when_the_move_ends(sim: SimProcess):
+    with Monitor(["SIM:B.DMOV"], sim.env) as monitor:
+        monitor.wait_value("SIM:B.DMOV", "1")
+        caput("SIM:B.VAL", -15, sim.env)  # a plain put: no put-callback owns the record
+        monitor.wait_value("SIM:B.DMOV", "0")
+        caput("SIM:B.DHLM", 19, sim.env, callback=True)  # DHLM processes the record
+        assert caget("SIM:B.DMOV", sim.env) == "1"
+        assert float(caget("SIM:B.RBV", sim.env)) == -15.0
+    caput("SIM:B.DHLM", 20, sim.env)
+    caput("SIM:B.VAL", -3, sim.env, callback=True)
+
+
+def test_spmg_pause_holds_the_put_callback_until_go(sim: SimProcess):
+    caput("SIM:C.VELO", 2, sim.env)  # a move of seconds (real) at this time scale
+    mover = subprocess.Popen([str(BIN / "caput"), "-c", "-w", "30", "SIM:C.VAL", "60"],
+                             env=sim.env, stdout=subprocess.DEVNULL)
+    try:
+        with Monitor(["SIM:C.DMOV", "SIM:C.MIP"], sim.env) as monitor:
+            monitor.wait_value("SIM:C.DMOV", "0")
+            caput("SIM:C.SPMG", "Pause", sim.env)
+            monitor.wait_value("SIM:C.MIP", "64")  # stopped, the move owed (RETRY)
+            assert mover.poll() is None and caget("SIM:C.DMOV", sim.env) == "0"
+            caput("SIM:C.SPMG", "Go", sim.env)
+            assert mover.wait(20) == 0
+        assert float(caget("SIM:C.RBV", sim.env)) == 60.0
+    finally:
+        caput("SIM:C.SPMG", "Go", sim.env)
+        caput("SIM:C.VELO", 20, sim.env)
+        mover.kill()

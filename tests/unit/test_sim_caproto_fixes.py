@@ -1,4 +1,4 @@
-"""The two caproto 1.3.0 server fixes, exercised on the exact situations that broke."""
+"""The caproto 1.3.0 server fixes, exercised on the exact situations that broke."""
 
 from __future__ import annotations
 
@@ -69,3 +69,61 @@ async def test_fixed_queue_get_returns_none_at_once_on_zero_timeout():
     assert await caproto_fixes._get_from_sub_queue(circuit, timeout=0) is None
     circuit.subscription_queue.put_nowait("x")
     assert await caproto_fixes._get_from_sub_queue(circuit, timeout=0) == "x"
+
+
+class FakeCircuit:
+    """What the put-callback wrappers touch: caproto's write dispatch, in small."""
+
+    def __init__(self) -> None:
+        self.tasks = SimpleNamespace(create=asyncio.ensure_future)
+        self.started: list[tuple[int, bool]] = []
+        self.release = {1: asyncio.Event(), 2: asyncio.Event()}
+
+    async def _start_write_task(self, handle_write):
+        self.tasks.create(handle_write())
+
+    async def _process_command(self, command):
+        async def handle_write():
+            self.started.append((command.ioid, caproto_fixes.is_put_callback()))
+            await self.release[command.ioid].wait()
+
+        await self._start_write_task(handle_write)
+
+
+def wrapped_circuit() -> FakeCircuit:
+    circuit = FakeCircuit()
+    process = caproto_fixes._tracking_put_callbacks(FakeCircuit._process_command)
+    start = caproto_fixes._recording_notify_tasks(FakeCircuit._start_write_task)
+    circuit._process_command = process.__get__(circuit)
+    circuit._start_write_task = start.__get__(circuit)
+    return circuit
+
+
+async def test_a_putter_can_tell_a_put_callback_from_a_plain_put():
+    from caproto import ChannelType, WriteNotifyRequest, WriteRequest
+
+    circuit = wrapped_circuit()
+    await circuit._process_command(WriteRequest([1.0], ChannelType.DOUBLE, 1, sid=7, ioid=1))
+    await circuit._process_command(
+        WriteNotifyRequest([1.0], ChannelType.DOUBLE, 1, sid=7, ioid=2))
+    await asyncio.sleep(0)
+    assert circuit.started == [(1, False), (2, True)]
+    circuit.release[1].set()
+    circuit.release[2].set()
+
+
+async def test_a_second_put_callback_on_a_channel_holds_the_circuit_until_the_first_ends():
+    from caproto import ChannelType, WriteNotifyRequest
+
+    circuit = wrapped_circuit()
+    await circuit._process_command(
+        WriteNotifyRequest([1.0], ChannelType.DOUBLE, 1, sid=7, ioid=1))
+    second = asyncio.ensure_future(circuit._process_command(
+        WriteNotifyRequest([2.0], ChannelType.DOUBLE, 1, sid=7, ioid=2)))
+    await asyncio.sleep(0.01)
+    assert circuit.started == [(1, True)] and not second.done()  # the circuit waits
+    circuit.release[1].set()
+    await asyncio.wait_for(second, 1)
+    await asyncio.sleep(0)
+    assert circuit.started == [(1, True), (2, True)]
+    circuit.release[2].set()

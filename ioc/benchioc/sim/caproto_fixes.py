@@ -1,6 +1,6 @@
-"""Two fixes to the caproto 1.3.0 asyncio server, applied once at sim start.
+"""Fixes to the caproto 1.3.0 asyncio server, applied once at sim start.
 
-Both defects were measured on these machines (see the project's design notes):
+The defects (1-4) were measured on these machines (see the project's design notes):
 
 1. `Context._subscription_queue_iteration` (caproto/server/common.py) broadcasts an
    update by iterating the live deque `self.subscriptions[sub_spec]` and awaiting a send
@@ -32,6 +32,18 @@ Both defects were measured on these machines (see the project's design notes):
    Fix: wait for the cancelled task with asyncio.wait, which neither re-raises its
    cancellation nor its error, and never wait for the task that is cancelling itself.
 
+5. Not a defect, a gap: a caproto putter cannot tell a put-callback (WriteNotify) from
+   a plain put, and caproto runs every write in a task of its own. The genuine IOC
+   differs on both counts, and clients meet it: a put-callback to a record already
+   busy with another put-callback waits for it (dbNotify's restart list), and rsrv
+   serialises two put-callbacks on one channel from one client by stalling that
+   client's whole circuit until the first completes (a STOP sent meanwhile by that
+   client is not seen until then). Fix: the circuit marks the writes it handles for a
+   WriteNotify (`is_put_callback()` in the putter), and a WriteNotify on a channel whose
+   previous WriteNotify from the same circuit is still pending waits for it before
+   anything else of that circuit is processed (at most `PUT_CALLBACK_WAIT` seconds,
+   rsrv's 60).
+
 The batching delay is also forced to 0 here (the module reads the environment variable
 at import, which may precede the loopback environment being applied).
 """
@@ -40,13 +52,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import socket
 
 log = logging.getLogger(__name__)
 
 CAPROTO_VERSION = "1.3.0"
+PUT_CALLBACK_WAIT = 60.0  # rsrv's wait for a channel's previous put-callback
 _applied = False
+
+# Set while a circuit handles a WriteNotify; copied into the write task it starts.
+_put_callback: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "bench_sim_put_callback", default=False)
+_notify_sid: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "bench_sim_notify_sid", default=None)
+
+
+def is_put_callback() -> bool:
+    """Whether the write being handled (in a putter) came with a put-callback."""
+    return _put_callback.get()
 
 
 async def _subscription_queue_iteration(self, sub_specs, metadata, values, flags, sub):
@@ -90,7 +115,7 @@ def _abandon(getter: asyncio.Future, queue: asyncio.Queue):
     """Stop waiting; an item the getter already took goes back to the front of the queue."""
     if getter.done() and not getter.cancelled():
         item = getter.result()
-        queue._queue.appendleft(item)  # keeps the order of updates
+        queue._queue.appendleft(item)  # type: ignore[attr-defined] # keeps the order of updates
         return None
     getter.cancel()
     return None
@@ -100,9 +125,13 @@ async def flush_updates(context, max_rounds: int = 200) -> None:
     """Let queued monitor updates reach the sockets before a put-callback reply.
 
     caproto sends a write reply directly but monitor updates through two queues, so a
-    client could see its put complete before the last RBV/DMOV update of the motion. The
-    genuine IOC delivers those updates first, and clients rely on it (pyepics reads RBV
-    from its monitor cache right after a move with wait=True).
+    client could see its put complete before the last updates of the processing that
+    completed it. Used by the camera. The motor records do not use it: on the genuine
+    IOC the reply of a motor record's put-callback races the monitors of its last
+    processing (rsrv's extra-labor queue against the event queue; the reply came first
+    in 8 of 12 moves measured), so the simulated record sends the reply first, and a
+    client must not expect the final RBV/DMOV monitor before it (docs/genuine-
+    differences.md).
     """
     for _ in range(max_rounds):
         pending = context.subscription_queue.qsize() + sum(
@@ -118,6 +147,44 @@ async def _cancel_task(self, task: asyncio.Task) -> None:
     task.cancel()
     if task is not asyncio.current_task():
         await asyncio.wait({task})
+
+
+def _tracking_put_callbacks(original):
+    """VirtualCircuit._process_command that marks WriteNotify writes and, like rsrv,
+    handles one put-callback per channel at a time, holding up the circuit meanwhile."""
+    from caproto import WriteNotifyRequest
+
+    async def _process_command(self, command):
+        if not isinstance(command, WriteNotifyRequest):
+            return await original(self, command)
+        pending = getattr(self, "_bench_notify_tasks", {}).get(command.sid)
+        if pending is not None and not pending.done():
+            await asyncio.wait({pending}, timeout=PUT_CALLBACK_WAIT)
+        callback_token = _put_callback.set(True)
+        sid_token = _notify_sid.set(command.sid)
+        try:
+            return await original(self, command)
+        finally:
+            _notify_sid.reset(sid_token)
+            _put_callback.reset(callback_token)
+
+    return _process_command
+
+
+def _recording_notify_tasks(original):
+    """VirtualCircuit._start_write_task that remembers the task of a WriteNotify."""
+
+    async def _start_write_task(self, handle_write):
+        sid = _notify_sid.get()
+        if sid is None:
+            return await original(self, handle_write)
+        task = self.tasks.create(handle_write())
+        if not hasattr(self, "_bench_notify_tasks"):
+            self._bench_notify_tasks = {}
+        self._bench_notify_tasks[sid] = task
+        return None
+
+    return _start_write_task
 
 
 def _with_nodelay(original_init):
@@ -150,6 +217,9 @@ def apply() -> None:
     asyncio_server.VirtualCircuit.get_from_sub_queue = _get_from_sub_queue
     common.HIGH_LOAD_TIMEOUT = 0.0
     asyncio_utils._TaskHandler.cancel = _cancel_task
+    circuit = asyncio_server.VirtualCircuit
+    circuit._process_command = _tracking_put_callbacks(circuit._process_command)
+    circuit._start_write_task = _recording_notify_tasks(circuit._start_write_task)
     wrapper = asyncio_utils._TransportWrapper
     wrapper.__init__ = _with_nodelay(wrapper.__init__)
     _applied = True

@@ -1,25 +1,51 @@
-"""One simulated motor: the controller's physics plus the motor record's own logic.
+"""One simulated motor: a motorSim-like controller plus the motor record's own logic.
 
 No caproto here. `MotorSim` is driven by a clock in simulated seconds (replaceable, so
 unit tests run it exactly), keeps the axis on a `Trajectory`, and computes every event
-(end of a move, limit-switch trip, settle, stall) at its exact time. The PV layer calls
-the command methods, then `advance(now)` at `next_event_time()` (a timer) and at a
-readback rate while moving, and publishes `snapshot(now)`.
+(end of a move, limit-switch trip, home crossing, settle, stall) at its exact time. The
+PV layer calls the command methods, then `step(now)` (or `advance(now)`) at
+`next_event_time()` and at a readback rate while moving, and publishes `snapshot(now)`.
 
-Coordinates: physical (where the switches and hard stops are, fixed), dial
-(= physical + a shift that `SET` with `FOFF=Frozen` or homing redefines) and user
-(= dial * DIR sign + OFF), as in the genuine record.
+Coordinates: physical (where the switches, hard stops and home mark are, fixed), dial
+(= physical + a shift that `SET` with `FOFF=Frozen` redefines) and user (= dial * DIR
+sign + OFF), as in the genuine record.
 
-Behaviour copied from the real motor record (motor module + motorSim), which the
-homing engine must cope with:
-- A limit-switch trip stops the record at once: DMOV=1, VAL left at the trip position.
-  The controller decelerates hard past the switch and settles there `TRIP_SETTLE_TIME`
-  later; RBV keeps changing after DMOV=1 and MSTA DONE comes last.
-- A move further into an active switch is refused (DMOV pulses, no motion); JOGF/JOGR
-  into it is ignored and reads back 0.
-- A VAL beyond the soft limits (DHLM/DLLM, both 0 = no soft limits) sets LVIO=1,
-  restores VAL and does not move; DMOV still pulses 1->0->1.
-- HOMF/HOMR do nothing when HVEL is 0.
+The behaviour is the genuine motor record's (motor R7-3 record, asyn motorSim driver),
+measured side by side by tests/integration/test_motor_differential.py; what stays
+different, and why, is in docs/genuine-differences.md. In short:
+
+- Record state: MIP (what the record waits for), DMOV (done), CDIR (commanded raw
+  direction). MOVN is 0 when the controller reports done, or when the limit switch in
+  the commanded direction is active (then also while the axis still moves).
+- A limit-switch trip in the commanded direction ends the record's motion at once:
+  DMOV=1, VAL = the readback at the trip, JOGF/HOMF cleared. The controller stops hard
+  past the switch and settles there `TRIP_SETTLE_TIME` later; MSTA DONE comes last.
+- A VAL put while the record moves (a plain put: a put-callback is held by the PV layer)
+  does not retarget: the axis finishes the move, then the record "retries" to the new
+  VAL (MIP RETRY|MOVE) with DMOV staying 0. A target behind the axis (the new-target
+  monitor, NTM) stops it first.
+- STOP and SPMG=Stop end the motion with VAL = the readback; SPMG=Pause stops the axis but
+  keeps DMOV=0 (MIP RETRY) until Go resumes the move; a VAL put while stopped or paused
+  sets DMOV=0 and waits for Go.
+- A VAL beyond the soft limits (DHLM/DLLM, both 0 = none) sets LVIO=1, leaves VAL and
+  does not move; a move further into an active switch is refused by the controller (VAL
+  goes back to the readback). Either way DMOV pulses 1->0->1. A jog stops by itself
+  where the readback comes within one second of travel (JVEL) of the soft limit.
+- HOMF/HOMR: the controller runs at HVEL (raw forward for HOMF, whatever DIR says),
+  and on crossing the home mark turns back and stops on it (MSTA HOMED from the
+  crossing, HOME when on the mark). A limit switch met first ends the record's home
+  there (DMOV=1), while the controller reverses and still goes home: the record sees
+  that as an external move (MIP EXTERNAL, DMOV 0, then 1 at home). HVEL=0 still pulses
+  DMOV. The position is not redefined at home.
+- A VAL put in SET mode pulses DMOV (FOFF=Frozen: MIP LOAD_P while the controller
+  takes the new position). SYNC takes the readback when the record is idle.
+- CNEN starts at Disable and motion works regardless: no closed-loop support (MSTA
+  GAIN_SUPPORT clear). With `gain_support`, MSTA GAIN_SUPPORT and POSITION (= CNEN) are
+  set, CNEN starts at Enable, and CNEN=Disable stops the axis and refuses motion.
+- MSTA: DIRECTION is the sign of the velocity now (0 at rest; TDIR follows it), DONE
+  the controller idle, MOVING a velocity (or a stalled servo); a command clears DONE at
+  once, MOVING comes with the first readback. ATHM stays 0: motorSim reports its home
+  sensor in MSTA bit 7 (HOME), and the record's ATHM reads bit 3.
 - A stall (fault knob, or a broken switch driving the axis into its hard stop) leaves a
   servo that keeps trying: position frozen, DMOV=0, MOVN=1, MSTA SLIP_STALL and MOVING
   set, alarm MAJOR, until STOP. A stall watch must notice the lack of progress.
@@ -27,11 +53,12 @@ homing engine must cope with:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
 from ..motorrecord import Msta, Spmg
 from .profile import (
@@ -53,6 +80,12 @@ TRIP_SETTLE_TIME = 0.08
 # The physical end of travel lies this far (physical units) beyond each switch.
 HARD_STOP_MARGIN = 1.0
 HOME_POSITION = 0.0  # physical position of the home mark
+# A command the controller does not carry out (a move further into an active switch, a
+# home at HVEL=0) is reported done at its next status update, this much later.
+CONTROLLER_POLL = 0.025
+RETRIES = 10  # RTRY: the record's retries before it gives up (MISS)
+NTM_FACTOR = 2.0  # NTMF: the new-target monitor's deadband, in retry deadbands
+LONG_RUN = 1e9  # a jog (or a home) lasts until something stops it
 
 
 class Broken(enum.IntEnum):
@@ -64,10 +97,30 @@ class Broken(enum.IntEnum):
 
 
 class Result(enum.Enum):
-    STARTED = "started"  # motion began: DMOV went 0, wait for it to return to 1
+    STARTED = "started"  # the record waits for a motion (DMOV=0): wait for DMOV=1
     REFUSED = "refused"  # the record processed but nothing moved: DMOV pulses 1->0->1
     IGNORED = "ignored"  # nothing happened at all
     DONE = "done"  # applied at once, no motion
+
+
+class Mip(enum.IntFlag):
+    """The record's motion-in-progress field (MIP), as in motorRecord.cc."""
+
+    DONE = 0
+    JOGF = 0x1
+    JOGR = 0x2
+    HOMF = 0x8
+    HOMR = 0x10
+    MOVE = 0x20
+    RETRY = 0x40
+    LOAD_P = 0x80
+    STOP = 0x200
+    JOG_STOP = 0x2000
+    EXTERNAL = 0x8000
+
+
+JOGGING = Mip.JOGF | Mip.JOGR | Mip.JOG_STOP
+HOMING = Mip.HOMF | Mip.HOMR
 
 
 class Severity(enum.IntEnum):
@@ -107,6 +160,9 @@ class MotorState:
     dmov: int
     movn: int
     msta: int
+    mip: int
+    rcnt: int
+    miss: int
     tdir: int
     athm: int
     jogf: int
@@ -121,8 +177,16 @@ class MotorState:
     accl: float
     vmax: float
     mres: float
+    rdbd: float
+    rhlm: float
+    rllm: float
     severity: int
     status: int
+    # Trigger fields: the record clears them in the processing they start.
+    stop: int = 0
+    sync: int = 0
+    twf: int = 0
+    twr: int = 0
 
 
 @dataclass
@@ -143,15 +207,20 @@ class MotorParams:
     egu: str = "mm"
     prec: int = 3
     desc: str = ""
+    gain_support: bool = False
     user_limits: tuple[float, float] | None = None
 
 
 @dataclass
 class _Motion:
-    kind: str  # move, jog, home, stop, pause, settle (after a trip)
+    """What the controller is doing, and the events that end or change it."""
+
+    kind: str  # move, jog, home, home_back, home_return, stop, settle, idle
     accel: float  # deceleration rate for a stop
     direction: int  # +1/-1 in physical units, 0 for none
     events: list[tuple[float, str]]
+    # Positions whose crossing is an event of this motion: (physical position, kind).
+    crossings: list[tuple[float, str]] = field(default_factory=list)
 
 
 class MotorSim:
@@ -172,18 +241,27 @@ class MotorSim:
         self.hvel = params.hvel
         self.accl = params.accl
         self.mres = params.mres
+        self.rdbd = params.mres  # the record enforces RDBD >= |MRES|
+        self.rtry = RETRIES
+        self.ntm = True
         self.dhlm = self.dllm = 0.0
         if params.user_limits is not None:
             self.set_user_limits(*params.user_limits)
         self.set_mode = 0
         self.foff = 0
         self.spmg = Spmg.GO
-        self.cnen = 1
+        self.gain_support = params.gain_support
+        # Without closed-loop support the record never touches CNEN: it stays Disable.
+        self.cnen = 1 if params.gain_support else 0
         self.lvio = 0
         self.dmov = 1
+        self.mip = Mip.DONE
+        self.cdir = 1  # the record's commanded direction, raw: 1 positive, 0 negative
+        self.rcnt = 0
+        self.miss = 0
         self.jogf = self.jogr = self.homf = self.homr = 0
         self.homed = False
-        self.last_direction = 1
+        self._homed_shown_until = -math.inf
         self.stalled = False
         self._stall_direction = 0
         self.slip_stall = False
@@ -197,8 +275,30 @@ class MotorSim:
         self.hlsv = Severity.NO_ALARM
         self._frozen: MotorState | None = None
         self._motion: _Motion | None = None
+        # Record events that do not belong to a controller motion (time, kind).
+        self._record_events: list[tuple[float, str]] = []
+        self._command_time: float | None = None
+        # MOVN as the record last showed it (set by the PV layer before a command): a
+        # command right after a move command meets a record that has not yet heard from
+        # the controller.
+        self.record_movn: int | None = None
         self.trajectory = Trajectory.at_rest(clock(), params.start)
         self.dval = self._dial(params.start)
+
+    # --- command time ----------------------------------------------------------------
+    def now(self) -> float:
+        """The time commands happen at: the clock, or the instant set by `at()`."""
+        return self.clock() if self._command_time is None else self._command_time
+
+    @contextlib.contextmanager
+    def at(self, t: float) -> Iterator[None]:
+        """Apply commands as at time t (the PV layer's time of the command, so that what it
+        publishes and what the physics planned agree to the instant)."""
+        previous, self._command_time = self._command_time, t
+        try:
+            yield
+        finally:
+            self._command_time = previous
 
     # --- coordinates ---------------------------------------------------------------
     def _dial(self, physical: float) -> float:
@@ -275,54 +375,146 @@ class MotorSim:
         low, high = self.raw_switches(physical)
         return (low, high) if self.dir_sign > 0 else (high, low)
 
+    def _limit_active(self, physical: float) -> bool:
+        """The switch in the record's commanded direction is active (motorRecord's
+        ls_active): the record counts the axis as stopped there."""
+        low, high = self.raw_switches(physical)
+        return (high and self.cdir == 1) or (low and self.cdir == 0)
+
     # --- time --------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
         """The record waits for the motion (DMOV=0)."""
         return self.dmov == 0
 
+    @property
+    def waiting_for_go(self) -> bool:
+        """A drive-field put met SPMG=Stop/Pause: the record changed DVAL without posting
+        it (do_work returns before marking it); Go posts it with the move."""
+        return self.busy and self.spmg in (Spmg.STOP, Spmg.PAUSE) and self.mip in (
+            Mip.DONE, Mip.RETRY, Mip.STOP) and not self.controller_busy
+
+    @property
+    def controller_busy(self) -> bool:
+        """The controller reports not done (a motion, or a servo stalled against it)."""
+        return self._motion is not None or self.stalled
+
     def is_moving(self, t: float) -> bool:
         """The axis has a velocity at time t (its readbacks change)."""
         return abs(self.trajectory.velocity_at(t)) > EPSILON
 
     def next_event_time(self) -> float | None:
-        if self._motion is None or not self._motion.events:
-            return None
-        return self._motion.events[0][0]
+        times = [when for when, _ in self._record_events[:1]]
+        if self._motion is not None and self._motion.events:
+            times.append(self._motion.events[0][0])
+        return min(times) if times else None
+
+    def step(self, now: float) -> bool:
+        """Process the earliest event due by `now` at its own exact time; False if none.
+        The PV layer publishes after each step, so each record processing shows."""
+        motion = self._motion
+        motion_event = motion.events[0] if motion is not None and motion.events else None
+        record_event = self._record_events[0] if self._record_events else None
+        if motion_event is not None and (record_event is None or
+                                         motion_event[0] <= record_event[0]):
+            when, kind = motion_event
+            if when > now:
+                return False
+            assert motion is not None
+            motion.events.pop(0)
+        elif record_event is not None:
+            when, kind = record_event
+            if when > now:
+                return False
+            self._record_events.pop(0)
+        else:
+            return False
+        getattr(self, f"_on_{kind}")(when)
+        return True
 
     def advance(self, now: float) -> None:
         """Process every event due by `now`, each at its own exact time."""
-        while self._motion is not None and self._motion.events:
-            when, kind = self._motion.events[0]
-            if when > now:
-                return
-            self._motion.events.pop(0)
-            getattr(self, f"_on_{kind}")(when)
+        while self.step(now):
+            pass
 
+    def _schedule(self, when: float, kind: str) -> None:
+        self._record_events.append((when, kind))
+        self._record_events.sort(key=lambda event: event[0])
+
+    # --- controller events ---------------------------------------------------------------
     def _on_end(self, t: float) -> None:
-        motion = self._motion
+        """The controller finished its motion and reports done."""
         self.trajectory = self.trajectory.truncated(t)
         self._motion = None
-        if motion is not None and motion.kind == "home":
-            self.homed = True
-            self.shift = -HOME_POSITION  # the controller zeroes its position at home
-            self.dval = self._dial(self.trajectory.end_position)
-        if motion is not None and motion.kind in ("stop", "jog"):
-            self.dval = self.position_at(t)  # a stopped record forgets its old target
-        self._record_done()
-
-    def _on_trip(self, t: float) -> None:
-        """A switch asserted: the record is done at once, the controller stops hard."""
-        speed = abs(self.trajectory.velocity_at(t))
-        self.dval = self.position_at(t)
-        rate = max(speed / TRIP_SETTLE_TIME, speed * speed / (2 * HARD_STOP_MARGIN * 0.9))
-        self.trajectory = decelerate(self.trajectory, t, rate)
-        self._motion = _Motion("settle", rate, 0, [(self.trajectory.end_time, "settle")])
-        self._record_done()
+        self._motion_ended(t)
 
     def _on_settle(self, t: float) -> None:
-        self.trajectory = self.trajectory.truncated(t)
-        self._motion = None
+        self._on_end(t)
+
+    def _on_trip(self, t: float) -> None:
+        """The switch ahead asserted: the record is done at once (if it was waiting), the
+        controller stops hard past it, or, homing, turns back towards the home mark."""
+        motion = self._motion
+        homing = motion is not None and motion.kind == "home"
+        if self.busy and self.mip & (Mip.JOGF | Mip.JOGR):
+            self._finish(t, sync=True)  # "stopped while jogging": done at once
+        elif self.busy:
+            # motorRecord's "another update after LS error": this processing clears MIP
+            # and the buttons; the controller's answer to GET_INFO ends the motion.
+            self.mip = Mip.DONE
+            self._clear_buttons()
+            self._schedule(t, "limit_done")
+        speed = abs(self.trajectory.velocity_at(t))
+        direction = motion.direction if motion is not None else 0
+        rate = max(speed / TRIP_SETTLE_TIME,
+                   speed * speed / (2 * HARD_STOP_MARGIN * 0.9), EPSILON)
+        stopping = decelerate(self.trajectory, t, rate)
+        if homing and direction:
+            switch = self.high_switch if direction > 0 else self.low_switch
+            back = constant_velocity(stopping.end_time, stopping.end_position,
+                                     -direction * self.hvel, self._accel(self.hvel),
+                                     stopping.end_time + LONG_RUN)
+            self.trajectory = then(stopping, stopping.end_time, back)
+            # The record sees motion again once the switch releases (half a step inside).
+            self._set_motion("home_back", rate, -direction, t,
+                             [(switch - direction * self.mres / 2, "release")])
+            return
+        self.trajectory = stopping
+        self._motion = _Motion("settle", rate, 0, [(self.trajectory.end_time, "settle")])
+
+    def _on_release(self, t: float) -> None:
+        """A homing controller left the switch that ended the record's home: the record
+        takes the motion it did not command as external (DMOV=0 until it ends)."""
+        self.mip = Mip.EXTERNAL
+        self.dmov = 0
+        motion = self._motion
+        if motion is not None:
+            self._set_motion(motion.kind, motion.accel, motion.direction, t,
+                             [(HOME_POSITION, "home_cross")])
+
+    def _on_home_cross(self, t: float) -> None:
+        """motorSim: homing crossed the home sensor; it turns back and stops on it."""
+        self.homed = True
+        rate = self._accel(self.hvel) if self.hvel > 0 else math.inf
+        stopping = decelerate(self.trajectory, t, rate)
+        back = trapezoid(stopping.end_time, stopping.end_position, HOME_POSITION,
+                         self.hvel or self.velo, self.accl)
+        self.trajectory = then(stopping, stopping.end_time, back)
+        direction = _direction(back) or (self._motion.direction if self._motion else 0)
+        self._set_motion("home_return", rate, direction, t, [])
+
+    def _on_jog_limit(self, t: float) -> None:
+        """A jog whose readback came within JVEL of the soft limit: LVIO, STOP."""
+        self.lvio = 1
+        self.mip = Mip.STOP
+        self._clear_buttons()
+        self._decelerate("stop", t)
+
+    def _on_ntm(self, t: float) -> None:
+        """The new target (a VAL put during the move) is now behind the axis: stop, and
+        the record retries to it from where the axis stops."""
+        self.mip |= Mip.STOP
+        self._decelerate("stop", t)
 
     def _on_stall(self, t: float) -> None:
         """The axis hit an obstruction: it stays put while the servo keeps trying."""
@@ -334,11 +526,80 @@ class MotorSim:
             self._motion.events.clear()
         log.info("%s stalled at dial %.4f", self.name, self.position_at(t))
 
-    def _record_done(self) -> None:
+    def _on_idle(self, t: float) -> None:
+        """The controller's status update after a command it did nothing for."""
+        self._on_end(t)
+
+    # --- record events -------------------------------------------------------------------
+    def _on_limit_done(self, t: float) -> None:
+        """The processing after a limit stop (move or home): VAL takes the readback."""
+        if self.busy:
+            self._finish(t, sync=True)
+
+    def _on_loaded(self, t: float) -> None:
+        """The controller took the new position (SET with FOFF=Frozen)."""
+        if self.mip & Mip.LOAD_P:
+            self.mip = Mip.DONE
+            self.dmov = 1
+
+    def _on_rejected(self, t: float) -> None:
+        """The controller refused the move (further into an active switch): the record
+        takes the readback as VAL and is done."""
+        self._finish(t, sync=True)
+
+    def _on_retry(self, t: float) -> None:
+        """The controller starts the move the record retries (after a retarget or an NTM
+        stop)."""
+        if self.mip == Mip.RETRY | Mip.MOVE and not self.controller_busy:
+            self._start_move(t, self.mip)
+
+    def _motion_ended(self, t: float) -> None:
+        """What the record does when the controller reports done."""
+        mip = self.mip
+        if not self.busy:
+            return  # the record was not waiting (a settle after a trip, a stopped retry)
+        if mip & Mip.STOP and not mip & Mip.MOVE:
+            if self.spmg == Spmg.PAUSE and not mip & (JOGGING | HOMING):
+                self._maybe_retry(t, hold=True)  # paused: the rest of the move waits for Go
+            else:
+                self._finish(t, sync=True)  # STOP, SPMG=Stop, a jog at its soft limit
+        elif mip & (Mip.MOVE | Mip.RETRY):
+            self._maybe_retry(t, hold=self.spmg in (Spmg.STOP, Spmg.PAUSE))
+        elif mip & (JOGGING | HOMING | Mip.EXTERNAL) or mip == Mip.DONE:
+            self._finish(t, sync=True)
+
+    def _maybe_retry(self, t: float, hold: bool) -> None:
+        """motorRecord's maybeRetry: short of the target by RDBD or more, move again."""
+        off_target = abs(self.dval - self.drbv(t)) >= self.rdbd
+        if not off_target or self._limit_active(self.trajectory.position_at(t)):
+            self._finish(t, sync=False)
+            return
+        self.rcnt += 1
+        if self.rtry == 0 or self.rcnt > self.rtry:
+            self.miss = int(self.rtry != 0)
+            self._finish(t, sync=False)
+            return
+        if hold:
+            self.mip = Mip.RETRY  # DMOV stays 0; Go sends the move
+        else:
+            # The record sends the move in this processing; the controller takes it up
+            # at once, and reports it in its next status (the "retry" event).
+            self.mip = Mip.RETRY | Mip.MOVE
+            self._schedule(t, "retry")
+
+    def _finish(self, t: float, sync: bool) -> None:
+        """The record is done: DMOV=1 (put-callbacks complete); with `sync`, VAL takes the
+        readback (what motorRecord's postProcess does after a stop, jog, home, trip)."""
+        if sync:
+            self.dval = self.drbv(t)
+        self.mip = Mip.DONE
         self.dmov = 1
-        self.jogf = self.jogr = self.homf = self.homr = 0
+        self._clear_buttons()
         if self.spmg == Spmg.MOVE:
             self.spmg = Spmg.PAUSE
+
+    def _clear_buttons(self) -> None:
+        self.jogf = self.jogr = self.homf = self.homr = 0
 
     # --- planning ------------------------------------------------------------------------
     def _hard_stop(self, direction: int) -> float:
@@ -346,8 +607,10 @@ class MotorSim:
             return self.high_switch + HARD_STOP_MARGIN
         return self.low_switch - HARD_STOP_MARGIN
 
-    def _events_for(self, trajectory: Trajectory, direction: int, now: float) -> list:
-        """Trip, stall and end events of a trajectory, earliest first (first one wins)."""
+    def _events_for(self, trajectory: Trajectory, direction: int, now: float,
+                    crossings: list[tuple[float, str]] | None = None) -> list:
+        """Trip, stall, crossing and end events of a trajectory: the earliest one (it
+        ends or replaces this plan, so only that one is kept)."""
         events: list[tuple[float, str]] = [(trajectory.end_time, "end")]
         low_broken, high_broken = self._raw_broken()
         switch_broken = high_broken if direction > 0 else low_broken
@@ -367,11 +630,21 @@ class MotorSim:
                 stall = now
             if stall is not None:
                 events.append((stall, "stall"))
-        # The earliest event ends or replaces this plan, so only that one is kept.
+        for position, kind in crossings or ():
+            when = trajectory.crossing_time(position, after=now)
+            if when is not None:
+                events.append((when, kind))
         return [min(events)]
 
-    def _start(self, kind: str, trajectory: Trajectory, accel: float, now: float) -> Result:
-        """Replace the current motion (stopping it first if it is moving) and start."""
+    def _set_motion(self, kind: str, accel: float, direction: int, now: float,
+                    crossings: list[tuple[float, str]]) -> None:
+        self._motion = _Motion(kind, accel, direction,
+                               self._events_for(self.trajectory, direction, now, crossings),
+                               crossings)
+
+    def _start(self, kind: str, trajectory: Trajectory, accel: float, now: float,
+               crossings: list[tuple[float, str]] | None = None) -> Result:
+        """Replace the controller's motion (stopping it first if it is moving) and start."""
         if abs(self.trajectory.velocity_at(now)) > EPSILON:
             stopping = decelerate(self.trajectory, now, self._current_accel())
             follow = self._replan_from(trajectory, stopping.end_time, stopping.end_position)
@@ -379,21 +652,24 @@ class MotorSim:
         direction = _direction(trajectory)
         self.trajectory = trajectory
         self.stalled = self.slip_stall = False
-        self.dmov = 0
-        if direction:
-            self.last_direction = direction
-        self._motion = _Motion(kind, accel, direction, self._events_for(trajectory, direction,
-                                                                        now))
+        self._set_motion(kind, accel, direction, now, list(crossings or ()))
         return Result.STARTED
+
+    def _decelerate(self, kind: str, now: float) -> None:
+        """The controller stops (a STOP command): its deceleration, trips still count."""
+        traj = decelerate(self.trajectory, now, self._current_accel())
+        self.trajectory = traj
+        direction = _direction(traj)
+        self._set_motion(kind, self._current_accel(), direction, now, [])
 
     def _replan_from(self, trajectory: Trajectory, t: float, x: float) -> Trajectory:
         """The same move planned again from rest at (t, x): target and speed kept."""
         phases = trajectory.phases
         speed = max(abs(p.v0) for p in phases) or self.velo
         target = trajectory.end_position
-        if trajectory.end_time - trajectory.start_time > 1e6:  # a jog: keep going
+        if trajectory.end_time - trajectory.start_time > LONG_RUN / 2:  # a jog: keep going
             return constant_velocity(t, x, math.copysign(speed, target - x), self._accel(speed),
-                                     t + 1e9)
+                                     t + LONG_RUN)
         return trapezoid(t, x, target, speed, self.accl)
 
     def _current_accel(self) -> float:
@@ -407,7 +683,7 @@ class MotorSim:
             return "communication error"
         if self.amp_fault:
             return "amplifier fault"
-        if not self.cnen:
+        if self.gain_support and not self.cnen:
             return "torque disabled (CNEN=Disable)"
         return None
 
@@ -419,125 +695,273 @@ class MotorSim:
     def move_user(self, user: float) -> Result:
         """A put to VAL (in Set mode: redefine the position instead)."""
         if self.set_mode:
-            return self._set_position_user(user)
+            self.dmov = 0  # the record's special() blinks DMOV for any drive-field put
+            if self.foff == 0:
+                # FOFF=Variable: the offset moves, the dial stays.
+                self.off = user - self.dir_sign * self.dval
+                self.mip = Mip.DONE
+                self.dmov = 1
+                return Result.DONE
+            return self._load_position(self.user_to_dial(user))
         return self.move_dial(self.user_to_dial(user))
 
     def move_dial(self, dial: float) -> Result:
         """A put to DVAL: a move, unless refused (limits, faults) or held by SPMG."""
-        now = self.clock()
+        now = self.now()
+        self.dmov = 0  # special(): DMOV drops for every drive-field put
         if self.set_mode:
-            return self._set_position_dial(dial)
-        if self.soft_limits_enabled and not (self.dllm <= dial <= self.dhlm):
+            return self._load_position(dial)
+        if self._violates_soft_limits(dial):
             self.lvio = 1
             log.info("%s: dial %.4f outside soft limits [%.4f, %.4f]", self.name, dial,
                      self.dllm, self.dhlm)
+            self._settle_record()
             return Result.REFUSED
         self.lvio = 0
         self.dval = dial
         if self.spmg in (Spmg.STOP, Spmg.PAUSE):
-            return Result.DONE
-        return self._move_to_dval(now)
+            return Result.STARTED  # DMOV stays 0: the move waits for Go
+        if self.mip & (Mip.MOVE | Mip.RETRY) and self.controller_busy:
+            self._retarget(now)
+            return Result.STARTED
+        if self.mip & (JOGGING | HOMING | Mip.EXTERNAL | Mip.STOP) and self.controller_busy:
+            return Result.STARTED  # taken up when that motion ends
+        return self._start_move(now, Mip.MOVE)
 
-    def _move_to_dval(self, now: float) -> Result:
+    def _settle_record(self) -> None:
+        """After a refused drive-field put: done again, unless a motion is in progress."""
+        if not (self.controller_busy and self.mip != Mip.DONE):
+            self.dmov = 1
+
+    def _violates_soft_limits(self, dial: float) -> bool:
+        if not self.soft_limits_enabled:
+            return False
+        if self.dllm > self.dhlm:
+            return True
+        # A move back towards the range from outside it is allowed.
+        if (dial > self.dhlm and dial < self.dval) or (dial < self.dllm and dial > self.dval):
+            return False
+        return not (self.dllm <= dial <= self.dhlm)
+
+    def _retarget(self, now: float) -> None:
+        """A new VAL while moving: the controller keeps its target; the new-target monitor
+        stops it if the new target is (or gets) behind the axis, else the record retries
+        when this move ends."""
+        motion = self._motion
+        if motion is None:
+            return
+        target = self._physical(self.dval)
+        here = self.trajectory.position_at(now)
+        heading = 1 if self.cdir else -1
+        deadband = NTM_FACTOR * self.rdbd
+        if not self.ntm or abs(target - here) <= deadband:
+            return
+        if (target - here) * heading < 0:
+            self._on_ntm(now)
+            return
+        motion.crossings = [c for c in motion.crossings if c[1] != "ntm"]
+        if self.trajectory.crossing_time(target + heading * deadband, after=now) is not None:
+            motion.crossings.append((target + heading * deadband, "ntm"))
+        motion.events = self._events_for(self.trajectory, motion.direction, now,
+                                         motion.crossings)
+
+    def _start_move(self, now: float, mip: Mip) -> Result:
+        """Send the move to DVAL: refused, too small, rejected by the controller, or on."""
         reason = self._blocked()
-        if reason:
-            log.info("%s: move refused: %s", self.name, reason)
-            return Result.REFUSED
-        if self.velo <= 0:
+        if reason or self.velo <= 0:
+            log.info("%s: move refused: %s", self.name, reason or "VELO is 0")
+            self.mip = Mip.DONE
+            self.dmov = 1
             return Result.REFUSED
         here = self.trajectory.position_at(now)
         target = self._physical(self.dval)
-        direction = 0 if abs(target - here) < EPSILON else (1 if target > here else -1)
-        if direction and self._into_active_switch(direction, now):
-            self.dval = self.position_at(now)
+        if round(self.dval / self.mres) == round(self.drbv(now) / self.mres):
+            self.mip = Mip.DONE  # within a step: nothing to do
+            self.dmov = 1
+            return Result.REFUSED
+        direction = 1 if target > here else -1
+        self.cdir = 1 if direction > 0 else 0
+        self.mip = mip
+        self.dmov = 0
+        if not mip & Mip.RETRY:
+            self.rcnt = 0
+        if self._into_active_switch(direction, now):
+            # motorSim refuses the move; the record hears it at the next status update,
+            # the controller (not done for a moment) at the one after.
+            if self._motion is None:
+                self._motion = _Motion("idle", math.inf, 0,
+                                       [(now + CONTROLLER_POLL, "idle")])
+            self._schedule(now, "rejected")
             return Result.REFUSED
         traj = trapezoid(now, here, target, self.velo, self.accl)
         return self._start("move", traj, self._accel(self.velo), now)
 
+    def _load_position(self, dial: float) -> Result:
+        """SET with FOFF=Frozen (or a DVAL put in Set mode): the controller takes a new
+        position; the record waits for it (MIP LOAD_P) and pulses DMOV."""
+        now = self.now()
+        self.shift += dial - self.position_at(now)
+        self.dval = dial
+        self.mip = Mip.LOAD_P
+        self.dmov = 0
+        self._replan_events()
+        self._schedule(now, "loaded")
+        return Result.DONE
+
     def jog(self, forward: bool, on: bool) -> Result:
         """JOGF/JOGR: 1 starts a jog at JVEL, 0 stops it."""
-        now = self.clock()
+        now = self.now()
         if not on:
-            jogging = self._motion is not None and self._motion.kind == "jog"
-            return self.stop() if jogging else Result.IGNORED
-        direction = self.dir_sign * (1 if forward else -1)  # physical sense
-        if self.busy or self._blocked() or self.jvel <= 0:
+            if self.ignore_stop and self.mip & (Mip.JOGF | Mip.JOGR):
+                log.info("%s ignores the jog release (fault knob)", self.name)
+                return Result.IGNORED
+            if forward:
+                self.jogf = 0
+            else:
+                self.jogr = 0
+            if self.mip & (Mip.JOGF | Mip.JOGR):
+                self.mip = Mip.JOG_STOP
+                self._decelerate("stop", now)
+                return Result.STARTED
             return Result.IGNORED
-        if self._into_active_switch(direction, now):
+        hls_or_lls = self.user_switches(self.trajectory.position_at(now))[1 if forward else 0]
+        if self.busy or self._blocked() or self.jvel <= 0 or hls_or_lls:
+            self._clear_buttons()  # ignored: JOGF reads back 0
             return Result.IGNORED
-        here = self.trajectory.position_at(now)
         if self.soft_limits_enabled:
-            limit = self._physical(self.dhlm if direction > 0 else self.dllm)
-            if (limit - here) * direction <= EPSILON:
+            llm, hlm = self.user_limits()
+            if ((forward and self.val > hlm - self.jvel) or
+                    (not forward and self.val < llm + self.jvel) or self.dllm > self.dhlm):
                 self.lvio = 1
-                return Result.REFUSED
-            traj = trapezoid(now, here, limit, self.jvel, self.accl)
-        else:
-            traj = constant_velocity(now, here, direction * self.jvel, self._accel(self.jvel),
-                                     now + 1e9)
+                self._clear_buttons()
+                return Result.IGNORED  # no motion, and DMOV does not pulse
+        direction = self.dir_sign * (1 if forward else -1)  # physical sense
+        here = self.trajectory.position_at(now)
+        traj = constant_velocity(now, here, direction * self.jvel, self._accel(self.jvel),
+                                 now + LONG_RUN)
+        crossings = []
+        if self.soft_limits_enabled:
+            llm, hlm = self.user_limits()
+            stop_user = hlm - self.jvel if forward else llm + self.jvel
+            crossings.append((self._physical(self.user_to_dial(stop_user)), "jog_limit"))
         self.lvio = 0
-        result = self._start("jog", traj, self._accel(self.jvel), now)
+        self.mip = Mip.JOGF if forward else Mip.JOGR
+        self.cdir = 1 if direction > 0 else 0
+        self.dmov = 0
         self.jogf, self.jogr = (1, 0) if forward else (0, 1)
-        return result
+        return self._start("jog", traj, self._accel(self.jvel), now, crossings)
 
     def home(self, forward: bool) -> Result:
-        """HOMF/HOMR: seek the home mark at HVEL; nothing at all when HVEL is 0."""
-        now = self.clock()
-        if self.hvel <= 0 or self.busy:
+        """HOMF/HOMR: motorSim runs at HVEL (raw forward for HOMF) to the home mark."""
+        now = self.now()
+        here = self.trajectory.position_at(now)
+        low, high = self.raw_switches(here)
+        if self.busy or self.mip & HOMING or (high if forward else low):
+            self._clear_buttons()
             return Result.IGNORED
         if self._blocked():
+            self.dmov = 1
             return Result.REFUSED
-        here = self.trajectory.position_at(now)
-        traj = trapezoid(now, here, HOME_POSITION, self.hvel, self.accl)
-        result = self._start("home", traj, self._accel(self.hvel), now)
+        direction = 1 if forward else -1
         self.homf, self.homr = (1, 0) if forward else (0, 1)
+        self.mip = Mip.HOMF if forward else Mip.HOMR
+        self.cdir = 1 if forward else 0
+        self.dmov = 0
+        self.rcnt = 0
+        # motorSim clears HOMED when a home starts, and shows it at its next status update
+        self._homed_shown_until = now if self.homed else -math.inf
+        self.homed = False
+        if self.hvel <= 0:
+            # The controller "homes" at zero speed: done at its next status update.
+            self.trajectory = self.trajectory.truncated(now)
+            self._motion = _Motion("idle", math.inf, 0, [(now + CONTROLLER_POLL, "idle")])
+            return Result.STARTED
+        traj = constant_velocity(now, here, direction * self.hvel, self._accel(self.hvel),
+                                 now + LONG_RUN)
+        result = self._start("home", traj, self._accel(self.hvel), now,
+                             [(HOME_POSITION, "home_cross")])
+        if abs(here - HOME_POSITION) < EPSILON and self._motion is not None:
+            self._motion.events = [(now, "home_cross")]  # on the sensor: crossed at once
         return result
 
     def stop(self, keep_target: bool = False) -> Result:
-        """STOP (also SPMG Stop/Pause and a jog release): decelerate to rest. The record
-        then takes the stop position as VAL, except on Pause (`keep_target`)."""
+        """STOP (also SPMG=Stop): decelerate to rest; the record then takes the stop
+        position as VAL. `keep_target` is SPMG=Pause (see set_spmg)."""
         if self.ignore_stop:
             log.info("%s ignores STOP (fault knob)", self.name)
             return Result.IGNORED
-        now = self.clock()
-        if self._motion is None and not self.busy:
-            return Result.IGNORED
-        if self._motion is not None and self._motion.kind == "settle":
-            return Result.IGNORED  # the record is done; the controller is already stopping
+        now = self.now()
         if self.stalled:
             self.stalled = False
             self.trajectory = self.trajectory.truncated(now)
+            self.mip = Mip.STOP
             self._motion = _Motion("stop", math.inf, 0, [(now, "end")])
             return Result.STARTED
-        traj = decelerate(self.trajectory, now, self._current_accel())
-        direction = _direction(traj)
-        self.trajectory = traj
-        kind = "pause" if keep_target else "stop"
-        self._motion = _Motion(kind, self._current_accel(), direction,
-                               self._events_for(traj, direction, now))
-        return Result.STARTED
+        if keep_target:
+            return self._pause(now)
+        if self.mip == Mip.DONE or self.mip & (Mip.STOP | Mip.RETRY):
+            # Nothing the record waits for: it only tells the controller to stop.
+            if self.mip & Mip.RETRY:
+                self.mip = Mip.DONE
+                self.dmov = 1
+            if self._motion is not None and self._motion.kind not in ("settle", "idle",
+                                                                       "stop"):
+                self._decelerate("stop", now)
+            return Result.IGNORED
+        movn = self.record_movn if self.record_movn is not None else self.controller_busy
+        if not movn:
+            # The record has not seen the axis move: VAL takes the readback now
+            # (syncTargetPosition). The controller gets the STOP with the move it has not
+            # started yet (motorSim takes commands at its next update): it does not move.
+            if self._motion is not None and self._motion.kind == "move":
+                self.trajectory = Trajectory.at_rest(now, self.trajectory.start_position)
+            self.dval = self.drbv(now)
+        else:
+            self._clear_buttons()
+        self.mip = Mip.STOP
+        if self._motion is not None and self._motion.kind != "idle":
+            self._decelerate("stop", now)
+            return Result.STARTED
+        return Result.DONE
+
+    def _pause(self, now: float) -> Result:
+        """SPMG=Pause: the axis stops, the record keeps its target (MIP STOP)."""
+        if self.mip & HOMING:
+            self._clear_buttons()
+        self.mip = Mip.STOP
+        if self._motion is not None and self._motion.kind not in ("settle", "idle", "stop"):
+            self._decelerate("stop", now)
+            return Result.STARTED
+        return Result.DONE
 
     def set_spmg(self, value: int) -> Result:
+        now = self.now()
         previous, self.spmg = self.spmg, Spmg(value)
-        if self.spmg in (Spmg.STOP, Spmg.PAUSE):
-            moving = self._motion is not None or self.busy
-            result = self.stop(self.spmg == Spmg.PAUSE) if moving else Result.DONE
-            if self.spmg == Spmg.STOP and self._motion is None:
-                self.dval = self.position_at(self.clock())
-            return result
-        if previous == Spmg.PAUSE and abs(self.dval - self.position_at(self.clock())) > \
-                self.mres / 2:
-            return self._move_to_dval(self.clock())
+        if self.spmg == previous:
+            return Result.DONE
+        if self.spmg == Spmg.STOP:
+            return self.stop()
+        if self.spmg == Spmg.PAUSE:
+            return self.stop(keep_target=True)
+        # Go (or Move): a stopped pause is over; a move the record owes is sent now.
+        if self.mip == Mip.STOP and not self.controller_busy:
+            self.mip = Mip.DONE
+        elif self.mip == Mip.STOP:
+            self.mip = Mip.DONE  # Go while still decelerating: on to the target
+        if self.busy and self.mip in (Mip.DONE, Mip.RETRY):
+            mip = Mip.RETRY | Mip.MOVE if self.mip == Mip.RETRY else Mip.MOVE
+            return self._start_move(now, mip)
         return Result.DONE
 
     def sync(self) -> Result:
-        """SYNC=1: VAL/DVAL take the readback."""
-        self.dval = self.drbv(self.clock())
+        """SYNC=1: VAL/DVAL take the readback (when the record is idle)."""
+        if not self.busy and self.mip == Mip.DONE:
+            self.dval = self.drbv(self.now())
         return Result.DONE
 
     def set_cnen(self, enabled: bool) -> Result:
         self.cnen = int(enabled)
-        if not enabled and self._motion is not None:
+        if self.gain_support and not enabled and self._motion is not None:
             self._halt("torque disabled")
         return Result.DONE
 
@@ -549,7 +973,7 @@ class MotorSim:
 
     def set_comm_error(self, on: bool) -> Result:
         if on and not self.comm_error:
-            self._frozen = self._live_snapshot(self.clock())
+            self._frozen = self._live_snapshot(self.now())
         self.comm_error = on
         if not on:
             self._frozen = None
@@ -557,13 +981,13 @@ class MotorSim:
 
     def _halt(self, why: str) -> None:
         """An abrupt stop without deceleration (power gone): the record ends the move."""
-        now = self.clock()
+        now = self.now()
         log.info("%s halted: %s", self.name, why)
         self.trajectory = self.trajectory.truncated(now)
         self._motion = None
         self.stalled = False
         if self.busy:
-            self._record_done()
+            self._finish(now, sync=False)
 
     def set_stall_at(self, user: float) -> Result:
         self.stall_at = user
@@ -579,31 +1003,28 @@ class MotorSim:
         return Result.DONE
 
     def _replan_events(self) -> None:
-        if self._motion is not None and self._motion.kind != "settle" and not self.stalled:
-            now = self.clock()
-            self._motion.events = self._events_for(self.trajectory, self._motion.direction, now)
+        motion = self._motion
+        if motion is not None and motion.kind not in ("settle", "idle") and not self.stalled:
+            now = self.now()
+            motion.events = self._events_for(self.trajectory, motion.direction, now,
+                                             motion.crossings)
 
     # --- record settings -------------------------------------------------------------------
-    def _set_position_user(self, user: float) -> Result:
-        """SET mode VAL: FOFF=Variable moves the offset, Frozen redefines the dial."""
-        if self.foff == 0:
-            self.off = user - self.dir_sign * self.dval
-            return Result.DONE
-        return self._set_position_dial(self.user_to_dial(user))
-
-    def _set_position_dial(self, dial: float) -> Result:
-        """Redefine the controller position: the axis stays, its dial value changes."""
-        now = self.clock()
-        self.shift += dial - self.position_at(now)
-        self.dval = dial
-        self._replan_events()
-        return Result.DONE
-
     def set_offset(self, off: float) -> None:
         self.off = off
 
     def set_dir(self, value: int) -> None:
-        self.dir_sign = -1 if value else 1
+        """DIR: with FOFF=Variable the offset changes so that VAL stays (the record's
+        special()); with FOFF=Frozen VAL changes sign around the offset."""
+        sign = -1 if value else 1
+        if sign == self.dir_sign:
+            return
+        user = self.val
+        self.dir_sign = sign
+        if self.foff == 0:
+            self.off = user - sign * self.dval
+        if not math.isnan(self.stall_at):
+            self.set_stall_at(self.stall_at)
 
     def set_velo(self, velo: float) -> None:
         self.velo = min(velo, self.vmax) if self.vmax > 0 else velo
@@ -614,6 +1035,9 @@ class MotorSim:
             self.velo = min(self.velo, vmax)
             self.jvel = min(self.jvel, vmax)
 
+    def set_rdbd(self, rdbd: float) -> None:
+        self.rdbd = max(rdbd, abs(self.mres))
+
     # --- readback ----------------------------------------------------------------------
     def drbv(self, t: float) -> float:
         steps = round(self.position_at(t) / self.mres)
@@ -621,17 +1045,30 @@ class MotorSim:
 
     def msta(self, t: float) -> int:
         physical = self.trajectory.position_at(t)
+        velocity = self.trajectory.velocity_at(t)
         low, high = self.raw_switches(physical)
-        moving = self._motion is not None or self.stalled
         bits = Msta(0)
-        bits |= Msta.DIRECTION if self.last_direction > 0 else 0
-        bits |= Msta.MOVING if moving else Msta.DONE
+        bits |= Msta.DIRECTION if velocity > EPSILON else 0
+        bits |= Msta.DONE if not self.controller_busy else 0
+        bits |= Msta.MOVING if abs(velocity) > EPSILON or self.stalled else 0
         bits |= Msta.PLUS_LS if high else 0
         bits |= Msta.MINUS_LS if low else 0
+        # motorSim's home sensor (asyn motorStatusHome: MSTA bit 7): its position equals
+        # the home position, which a polled axis in motion never shows
+        at_home = abs(physical - HOME_POSITION) < self.mres / 2 and abs(velocity) <= EPSILON
+        bits |= Msta.HOME if at_home else 0
         bits |= Msta.SLIP_STALL if self.slip_stall else 0
         bits |= Msta.PROBLEM if self.amp_fault else 0
-        bits |= Msta.HOMED if self.homed else 0
+        bits |= Msta.HOMED if self.homed or t <= self._homed_shown_until else 0
+        if self.gain_support:
+            bits |= Msta.GAIN_SUPPORT | (Msta.POSITION if self.cnen else 0)
         return int(bits)
+
+    def _movn(self, physical: float) -> int:
+        """MOVN: the controller moves, and the switch ahead is not active."""
+        if not self.controller_busy or self.amp_fault or self._limit_active(physical):
+            return 0
+        return 1
 
     def _alarm(self, hls: bool, lls: bool) -> tuple[int, int]:
         if self.comm_error:
@@ -649,25 +1086,27 @@ class MotorSim:
         drbv = self.drbv(t)
         llm, hlm = self.user_limits()
         severity, status = self._alarm(hls, lls)
-        moving = self._motion is not None or self.stalled
+        msta = self.msta(t)
         return MotorState(
             val=self.val, dval=self.dval, rbv=round(self.dial_to_user(drbv), 12), drbv=drbv,
             rrbv=round(drbv / self.mres), diff=self.dval - drbv, off=self.off,
             dir=0 if self.dir_sign > 0 else 1, set=self.set_mode, foff=self.foff,
             hlm=hlm, llm=llm, dhlm=self.dhlm, dllm=self.dllm, lvio=self.lvio,
             hls=int(hls), lls=int(lls), rhls=int(raw_high), rlls=int(raw_low),
-            dmov=self.dmov, movn=int(moving), msta=self.msta(t),
-            tdir=int(self.last_direction > 0), athm=int(abs(physical - HOME_POSITION) <
-                                                        self.mres / 2),
+            dmov=self.dmov, movn=self._movn(physical), msta=msta, mip=int(self.mip),
+            rcnt=self.rcnt, miss=self.miss,
+            # TDIR is MSTA's direction bit; ATHM reads MSTA bit 3, which motorSim never sets
+            tdir=int(bool(msta & Msta.DIRECTION)), athm=int(bool(msta & Msta.HOMELS)),
             jogf=self.jogf, jogr=self.jogr, homf=self.homf, homr=self.homr,
             spmg=int(self.spmg), cnen=self.cnen, velo=self.velo, jvel=self.jvel,
-            hvel=self.hvel, accl=self.accl, vmax=self.vmax, mres=self.mres,
+            hvel=self.hvel, accl=self.accl, vmax=self.vmax, mres=self.mres, rdbd=self.rdbd,
+            rhlm=self.dhlm / self.mres, rllm=self.dllm / self.mres,
             severity=int(severity), status=status,
         )
 
     def snapshot(self, t: float | None = None) -> MotorState:
         """What the record shows at time t. During a comm error the readbacks freeze."""
-        t = self.clock() if t is None else t
+        t = self.now() if t is None else t
         live = self._live_snapshot(t)
         if self._frozen is None:
             return live
@@ -677,7 +1116,7 @@ class MotorSim:
             hls=frozen.hls, lls=frozen.lls, rhls=frozen.rhls, rlls=frozen.rlls,
             # a plain int: caproto publishes an IntFlag as a 0-d array and fails on it
             dmov=frozen.dmov, movn=frozen.movn, msta=int(frozen.msta | Msta.COMM_ERR),
-            athm=frozen.athm,
+            athm=frozen.athm, tdir=frozen.tdir,
         )
 
 
@@ -696,6 +1135,7 @@ def params_from_config(sim, user_limits: tuple[float, float] | None) -> MotorPar
     fields = {name: getattr(sim, name) for name in (
         "low_switch", "high_switch", "start", "velo", "vmax", "jvel", "hvel", "accl", "mres",
         "dir", "offset", "egu", "prec", "desc")}
+    fields["gain_support"] = bool(getattr(sim, "gain_support", False))
     return MotorParams(**fields, user_limits=user_limits)
 
 

@@ -1,10 +1,17 @@
 """The PV layer of one simulated motor: a caproto motor record over a `MotorSim`.
 
-Thin on purpose: putters hand the write to the physics under a lock, then publish what
-changed; one task per motor advances the physics on a timer at its next exact event and
-at a readback rate while the axis moves. Writes that start a motion complete (put-callback)
-when DMOV returns to 1; caproto runs every write in its own task, so a STOP from the same
-client is still processed while a VAL put-callback is pending.
+Thin on purpose: a putter takes the record lock, echoes the written value (as dbPut
+posts it), hands the write to the physics and publishes what changed, in the order the
+genuine record posts its monitors. One task per motor steps the physics through its
+events (publishing after each, as each is a record processing of its own) and
+publishes readbacks while the axis moves.
+
+Put-callbacks follow EPICS: one put-callback per record at a time (a second one waits
+for the first, whichever field it writes); a put-callback to a process-passive field
+completes when the record is done (DMOV=1), which for a motion is its end, and its reply
+goes out before the monitors of that last processing (it races them on the genuine IOC).
+caproto runs every write in its own task, so a plain STOP is served while a VAL
+put-callback waits.
 """
 
 from __future__ import annotations
@@ -18,10 +25,18 @@ from typing import Any
 
 from caproto import AlarmSeverity, AlarmStatus, ChannelType
 from caproto._data import SkipWrite
-from caproto.server import PVGroup, pvproperty
+from caproto.server import PVGroup, menus, pvproperty, records
+from caproto.server.records import MotorFields
+from caproto.server.server import (
+    PvpropertyDouble,
+    PvpropertyDoubleRO,
+    PvpropertyEnum,
+    PvpropertyInteger,
+    PvpropertyIntegerRO,
+)
 
 from . import caproto_fixes
-from .motion import MotorSim, MotorState, Result
+from .motion import MotorSim, MotorState
 
 log = logging.getLogger(__name__)
 
@@ -30,46 +45,121 @@ log = logging.getLogger(__name__)
 READBACK_PERIOD_SIM = 0.025
 READBACK_PERIOD_REAL_MIN = 0.005
 
-# MotorState field -> caproto MotorFields attribute, in publishing order: positions first,
-# then switches and status, then settings. DMOV is handled apart (first when it drops,
-# last when it rises), and VAL is the record itself.
+RECORD_VERSION = 7.3  # VERS of the genuine record whose behaviour is copied
+STEPS_PER_REV = 200  # SREV's default; UREV = MRES * SREV
+SEVERITIES = menus.menuAlarmSevr.get_string_tuple()
+
+
+class SimMotorFields(MotorFields):
+    """caproto 1.3.0's motor record fields, typed and defaulted as motor R7-3's
+    motorRecord.dbd has them (what a client sees with caget -d DBR_CTRL / cainfo)."""
+
+    _record_type = "motor"
+    # DBF_ULONG: Channel Access has no unsigned long, so these travel as DOUBLE.
+    motor_status = pvproperty(name="MSTA", dtype=PvpropertyDoubleRO, value=0.0,
+                              read_only=True, doc="Motor Status")
+    monitor_mask = pvproperty(name="MMAP", dtype=PvpropertyDoubleRO, value=0.0,
+                              read_only=True, doc="Monitor Mask")
+    monitor_mask_more = pvproperty(name="NMAP", dtype=PvpropertyDoubleRO, value=0.0,
+                                   read_only=True, doc="Monitor Mask (more)")
+    # DBF_USHORT: travels as LONG.
+    motion_in_progress = pvproperty(name="MIP", dtype=PvpropertyIntegerRO, value=0,
+                                    read_only=True, doc="Motion In Progress")
+    ntm_deadband_factor = pvproperty(name="NTMF", dtype=PvpropertyInteger, value=2,
+                                     doc="NTM Deadband Factor")
+    # The record's alarm severities default to NO_ALARM (caproto's mixin: MINOR/MAJOR).
+    hihi_severity = pvproperty(name="HHSV", dtype=ChannelType.ENUM, enum_strings=SEVERITIES,
+                               value=SEVERITIES[0], doc="Hihi Severity")
+    lolo_severity = pvproperty(name="LLSV", dtype=ChannelType.ENUM, enum_strings=SEVERITIES,
+                               value=SEVERITIES[0], doc="Lolo Severity")
+    high_severity = pvproperty(name="HSV", dtype=ChannelType.ENUM, enum_strings=SEVERITIES,
+                               value=SEVERITIES[0], doc="High Severity")
+    low_severity = pvproperty(name="LSV", dtype=ChannelType.ENUM, enum_strings=SEVERITIES,
+                              value=SEVERITIES[0], doc="Low Severity")
+    # Fields newer than caproto's record definition.
+    accel_egu = pvproperty(name="ACCS", dtype=PvpropertyDouble, doc="Move Accel. (EGU/s^2)")
+    accel_used = pvproperty(name="ACCU", dtype=PvpropertyEnum,
+                            enum_strings=("Use ACCL", "Use ACCS"), value="Use ACCL",
+                            doc="ACCL or ACCS used")
+    raw_high_limit = pvproperty(name="RHLM", dtype=PvpropertyDoubleRO, read_only=True,
+                                doc="Raw High Limit")
+    raw_low_limit = pvproperty(name="RLLM", dtype=PvpropertyDoubleRO, read_only=True,
+                               doc="Raw Low Limit")
+    restore_mode = pvproperty(name="RSTM", dtype=PvpropertyEnum,
+                              enum_strings=("Never", "Always", "NearZero", "Conditional"),
+                              value="NearZero", doc="Restore Mode")
+
+
+# Every record named "motor" in this process (the simulated bench's own) gets these
+# fields; pvproperty(record=<class>) would report the class name as RTYP.
+records.records["motor"] = SimMotorFields
+
+# MotorState field -> field attribute, in the order motorRecord.cc's monitor() posts
+# them (readbacks and MSTA first, DMOV after MOVN, the buttons last). SYNC, TWF and TWR
+# are cleared and posted by do_work() before that; settings (changed by their own put,
+# or clamped by the physics) come last. "val" is the record itself.
 FIELD_ATTRS: dict[str, str] = {
-    "drbv": "dial_readback_value",
+    "sync": "sync_position",
+    "twf": "tweak_motor_forward",
+    "twr": "tweak_motor_reverse",
     "rbv": "user_readback_value",
     "rrbv": "raw_readback_value",
+    "drbv": "dial_readback_value",
     "diff": "difference_dval_drbv",
-    "rhls": "raw_high_limit_switch",
-    "rlls": "raw_low_limit_switch",
-    "hls": "user_high_limit_switch",
-    "lls": "user_low_limit_switch",
-    "tdir": "direction_of_travel",
-    "athm": "at_home",
     "msta": "motor_status",
-    "movn": "motor_is_moving",
-    "lvio": "limit_violation",
+    "val": "",
     "dval": "dial_desired_value",
-    "off": "user_offset",
-    "dir": "user_direction",
-    "set": "set_use_switch",
-    "foff": "offset_freeze_switch",
-    "dhlm": "dial_high_limit",
-    "dllm": "dial_low_limit",
+    "tdir": "direction_of_travel",
+    "mip": "motion_in_progress",
     "hlm": "user_high_limit",
     "llm": "user_low_limit",
+    "spmg": "stop_pause_move_go",
+    "rcnt": "retry_count",
+    "off": "user_offset",
+    "dhlm": "dial_high_limit",
+    "dllm": "dial_low_limit",
+    "hls": "user_high_limit_switch",
+    "rhls": "raw_high_limit_switch",
+    "lls": "user_low_limit_switch",
+    "rlls": "raw_low_limit_switch",
+    "athm": "at_home",
+    "mres": "motor_step_size",
+    "lvio": "limit_violation",
+    "stop": "stop",
+    "velo": "velocity",
+    "miss": "ran_out_of_retries",
+    "movn": "motor_is_moving",
+    "dmov": "done_moving_to_value",
     "jogf": "jog_motor_forward",
     "jogr": "jog_motor_reverse",
     "homf": "home_forward",
     "homr": "home_reverse",
-    "spmg": "stop_pause_move_go",
+    "dir": "user_direction",
+    "set": "set_use_switch",
+    "foff": "offset_freeze_switch",
     "cnen": "enable_control",
-    "velo": "velocity",
     "jvel": "jog_velocity",
     "hvel": "home_velocity",
     "accl": "seconds_to_velocity",
     "vmax": "max_velocity",
-    "mres": "motor_step_size",
+    "rdbd": "retry_deadband",
+    "rhlm": "raw_high_limit",
+    "rllm": "raw_low_limit",
 }
+NAME_OF_ATTR = {attr: name for name, attr in FIELD_ATTRS.items()}
 ENUM_FIELDS = {"dir", "set", "foff", "spmg", "cnen"}
+# The controller's status as the record shows it: a command's own processing does not
+# show it changed yet; the controller's callback that follows does (the timer's next
+# publish). A command that follows at once meets the record as it was (MOVN still 0).
+STATUS_FIELDS = {"msta", "tdir", "hls", "rhls", "lls", "rlls", "athm", "movn"}
+# motorRecord.cc get_units(): units other than EGU.
+UNITS = {
+    "velocity": "{egu}/sec", "max_velocity": "{egu}/sec", "bl_velocity": "{egu}/sec",
+    "base_velocity": "{egu}/sec", "jog_velocity": "{egu}/sec", "home_velocity": "{egu}/sec",
+    "jog_accel": "{egu}/s/s", "seconds_to_velocity": "sec", "bl_seconds_to_velocity": "sec",
+    "speed": "rev/sec", "base_speed": "rev/sec", "bl_speed": "rev/sec",
+    "steps_per_revolution": "steps/rev", "egu_s_per_revolution": "{egu}/rev",
+}
 
 
 class SimClock:
@@ -94,30 +184,35 @@ def _enum_index(instance, value: Any) -> int:
     return int(value)
 
 
-def _field_putter(action: Callable[[MotorGroup, Any], Result | None], *, wait: bool = False,
+Action = Callable[["MotorGroup", Any], object]
+
+
+def _field_putter(action: Action, *, pp: bool = True, drive: bool = False,
                   enum: bool = False):
-    """A field putter that runs `action(group, value)` on the physics, publishes, and (for
-    motions) completes when the motion ends. The published snapshot holds the field's
-    new value, so caproto's own store is skipped."""
+    """A field putter: the write goes through MotorGroup.put (echo, physics, publish,
+    put-callback completion). `pp`: the field is process-passive (its put-callback
+    waits for DMOV=1); `drive`: a drive field (VAL, DVAL, RLV, TWF, TWR), for which the
+    record blinks DMOV before processing."""
 
     async def putter(fields, instance, value):
         group: MotorGroup = fields.parent.group
         value = _enum_index(instance, value) if enum else value
-        await group.command(lambda: action(group, value), wait=wait)
+        await group.put(instance, value, action, pp=pp, drive=drive)
         raise SkipWrite()
 
     return putter
 
 
-def _on(flag_action: Callable[[MotorSim], Result | None]):
+def _trigger(method: Callable[[MotorSim], object]) -> Action:
     """An action for a trigger field (STOP, SYNC): runs only on a non-zero write."""
-    return lambda group, value: flag_action(group.physics) if value else None
+    return lambda group, value: method(group.physics) if value else None
 
 
 def _set_mres(group: MotorGroup, value: Any) -> None:
     if float(value) <= 0:
         raise ValueError(f"MRES must be above 0, not {float(value):g}")
     group.physics.mres = float(value)
+    group.physics.set_rdbd(group.physics.rdbd)
 
 
 class MotorGroup(PVGroup):
@@ -146,16 +241,20 @@ class MotorGroup(PVGroup):
         super().__init__(*args, **kwargs)
         self.physics = physics
         self.clock = clock
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # the record lock (dbScanLock)
+        self._notify_lock = asyncio.Lock()  # one put-callback per record (dbNotify)
         self._wake = asyncio.Event()
         self._published: dict[str, Any] = {}
+        self._published_at = -math.inf
+        self._status_due: float | None = None  # a command's controller callback, to post
         self._done_waiters: list[asyncio.Future] = []
-        self.ca_context = None  # set by the server: lets put-callback replies follow updates
+        self.ca_context = None  # set by the server
 
     # --- the motor record (VAL and fields) -----------------------------------------------
     @motor.putter
     async def motor(self, instance, value):
-        await self.command(lambda: self.physics.move_user(float(value)), wait=True)
+        await self.put(None, value, lambda g, v: g.physics.move_user(float(v)), pp=True,
+                       drive=True)
         raise SkipWrite()
 
     @motor.startup
@@ -166,31 +265,32 @@ class MotorGroup(PVGroup):
         await self._run_timer()
 
     motor.fields.dial_desired_value.putter(
-        _field_putter(lambda g, v: g.physics.move_dial(float(v)), wait=True))
-    motor.fields.relative_value.putter(
-        _field_putter(lambda g, v: g.physics.move_user(g.physics.val + float(v)), wait=True))
+        _field_putter(lambda g, v: g.physics.move_dial(float(v)), drive=True))
+    motor.fields.relative_value.putter(_field_putter(
+        lambda g, v: g.physics.move_user(g.physics.val + float(v)) if float(v) else None,
+        drive=True))
     motor.fields.tweak_motor_forward.putter(_field_putter(
-        lambda g, v: g.physics.move_user(g.physics.val + g.twv) if v else None, wait=True))
+        lambda g, v: g.physics.move_user(g.physics.val + g.twv) if v else None, drive=True))
     motor.fields.tweak_motor_reverse.putter(_field_putter(
-        lambda g, v: g.physics.move_user(g.physics.val - g.twv) if v else None, wait=True))
+        lambda g, v: g.physics.move_user(g.physics.val - g.twv) if v else None, drive=True))
     motor.fields.jog_motor_forward.putter(
-        _field_putter(lambda g, v: g.physics.jog(True, bool(v)), wait=True))
+        _field_putter(lambda g, v: g.physics.jog(True, bool(v))))
     motor.fields.jog_motor_reverse.putter(
-        _field_putter(lambda g, v: g.physics.jog(False, bool(v)), wait=True))
+        _field_putter(lambda g, v: g.physics.jog(False, bool(v))))
     motor.fields.home_forward.putter(
-        _field_putter(lambda g, v: g.physics.home(True) if v else None, wait=True))
+        _field_putter(lambda g, v: g.physics.home(True) if v else None))
     motor.fields.home_reverse.putter(
-        _field_putter(lambda g, v: g.physics.home(False) if v else None, wait=True))
-    motor.fields.stop.putter(_field_putter(_on(MotorSim.stop)))
-    motor.fields.sync_position.putter(_field_putter(_on(MotorSim.sync)))
+        _field_putter(lambda g, v: g.physics.home(False) if v else None))
+    motor.fields.stop.putter(_field_putter(_trigger(MotorSim.stop)))
+    motor.fields.sync_position.putter(_field_putter(_trigger(MotorSim.sync)))
     motor.fields.stop_pause_move_go.putter(
-        _field_putter(lambda g, v: g.physics.set_spmg(v), wait=True, enum=True))
+        _field_putter(lambda g, v: g.physics.set_spmg(v), enum=True))
     motor.fields.enable_control.putter(
         _field_putter(lambda g, v: g.physics.set_cnen(bool(v)), enum=True))
     motor.fields.set_use_switch.putter(
-        _field_putter(lambda g, v: setattr(g.physics, "set_mode", v), enum=True))
+        _field_putter(lambda g, v: setattr(g.physics, "set_mode", v), pp=False, enum=True))
     motor.fields.offset_freeze_switch.putter(
-        _field_putter(lambda g, v: setattr(g.physics, "foff", v), enum=True))
+        _field_putter(lambda g, v: setattr(g.physics, "foff", v), pp=False, enum=True))
     motor.fields.user_direction.putter(
         _field_putter(lambda g, v: g.physics.set_dir(v), enum=True))
     motor.fields.user_offset.putter(_field_putter(lambda g, v: g.physics.set_offset(v)))
@@ -200,14 +300,24 @@ class MotorGroup(PVGroup):
         _field_putter(lambda g, v: setattr(g.physics, "dhlm", float(v))))
     motor.fields.dial_low_limit.putter(
         _field_putter(lambda g, v: setattr(g.physics, "dllm", float(v))))
-    motor.fields.velocity.putter(_field_putter(lambda g, v: g.physics.set_velo(float(v))))
-    motor.fields.max_velocity.putter(_field_putter(lambda g, v: g.physics.set_vmax(float(v))))
+    motor.fields.hw_limit_violation_svr.putter(
+        _field_putter(lambda g, v: setattr(g.physics, "hlsv", v), enum=True))
+    motor.fields.velocity.putter(
+        _field_putter(lambda g, v: g.physics.set_velo(float(v)), pp=False))
+    motor.fields.max_velocity.putter(
+        _field_putter(lambda g, v: g.physics.set_vmax(float(v)), pp=False))
     motor.fields.jog_velocity.putter(
-        _field_putter(lambda g, v: setattr(g.physics, "jvel", float(v))))
+        _field_putter(lambda g, v: setattr(g.physics, "jvel", float(v)), pp=False))
     motor.fields.home_velocity.putter(
-        _field_putter(lambda g, v: setattr(g.physics, "hvel", float(v))))
-    motor.fields.seconds_to_velocity.putter(
-        _field_putter(lambda g, v: setattr(g.physics, "accl", max(float(v), 0.0))))
+        _field_putter(lambda g, v: setattr(g.physics, "hvel", float(v)), pp=False))
+    motor.fields.seconds_to_velocity.putter(_field_putter(
+        lambda g, v: setattr(g.physics, "accl", max(float(v), 0.0)), pp=False))
+    motor.fields.retry_deadband.putter(
+        _field_putter(lambda g, v: g.physics.set_rdbd(float(v)), pp=False))
+    motor.fields.max_retry_count.putter(
+        _field_putter(lambda g, v: setattr(g.physics, "rtry", max(int(v), 0)), pp=False))
+    motor.fields.new_target_monitor.putter(
+        _field_putter(lambda g, v: setattr(g.physics, "ntm", bool(v)), pp=False, enum=True))
     motor.fields.motor_step_size.putter(_field_putter(_set_mres))
 
     # --- fault knobs ---------------------------------------------------------------------
@@ -243,31 +353,75 @@ class MotorGroup(PVGroup):
     def twv(self) -> float:
         return float(self.fields.tweak_step_size.value)
 
-    async def command(self, action: Callable[[], Result | None], *, wait: bool = False) -> None:
-        """Apply one client command to the physics and publish; with `wait`, return only
-        when a motion it started has ended (DMOV back to 1)."""
-        waiter = None
+    async def put(self, channel, value: Any, action: Action, *, pp: bool,
+                  drive: bool) -> None:
+        """One CA write to the record: `channel` is the field written (None: VAL)."""
+        callback = caproto_fixes.is_put_callback()
+        if callback:
+            await self._notify_lock.acquire()  # behind any put-callback still pending
+        try:
+            waiter = None
+            async with self._lock:
+                now = await self._catch_up()
+                if drive and self._published.get("dmov", 1):
+                    await self._write_dmov(0)  # special(): DMOV blinks first
+                if channel is not None:
+                    await self._echo(channel, value)
+                self.physics.record_movn = self._published.get("movn", 0)
+                with self.physics.at(now):
+                    action(self, value)
+                await self._publish(now, command=True)
+                if self._status_due is None:
+                    self._status_due = now
+                if callback and pp and not self._published.get("dmov", 1):
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._done_waiters.append(waiter)
+            self._wake.set()
+            if waiter is not None:
+                await waiter
+        finally:
+            if callback:
+                self._notify_lock.release()
+
+    async def command(self, action: Callable[[], object]) -> None:
+        """A fault knob: applied to the physics, published (no put-callback semantics)."""
         async with self._lock:
-            result = action()
-            if result is Result.REFUSED and self._published.get("dmov", 1):
-                await self._write_dmov(0)  # the genuine record processes, then is done
-            await self._publish()
-            if wait and result is Result.STARTED and not self._published.get("dmov", 1):
-                waiter = asyncio.get_running_loop().create_future()
-                self._done_waiters.append(waiter)
+            now = await self._catch_up()
+            with self.physics.at(now):
+                action()
+            await self._publish(now)
         self._wake.set()
-        if waiter is not None:
-            await waiter
-        if wait and self.ca_context is not None:
-            await caproto_fixes.flush_updates(self.ca_context)
+
+    async def _echo(self, channel, value: Any) -> None:
+        """dbPut posts the new value of a field (other than VAL) before processing."""
+        name = NAME_OF_ATTR.get(channel.pvspec.attr)
+        enum_strings = getattr(channel, "enum_strings", None)
+        wire = enum_strings[value] if enum_strings and isinstance(value, int) else value
+        await channel.write(wire, verify_value=False)
+        if name is not None:
+            self._published[name] = value
+
+    async def _catch_up(self) -> float:
+        """Process the events due by now, publishing after each (each is a processing of
+        the record, shown as it was at its time); returns now."""
+        now = self.clock()
+        while True:
+            due = self.physics.next_event_time()
+            if due is None or due > now or not self.physics.step(now):
+                return now
+            await self._publish(due)
 
     async def _run_timer(self) -> None:
-        """Advance the physics at its next exact event, and at a readback rate in motion."""
+        """Step the physics through its events and publish readbacks while it moves."""
         while True:
             async with self._lock:
                 self._wake.clear()
-                now = self.clock()
-                self.physics.advance(now)
+                if self._status_due is not None:
+                    # The controller's answer to the last command, as at that command
+                    # (accepted, not done, not yet moving); readbacks follow.
+                    await self._publish(self._status_due, only=STATUS_FIELDS)
+                    self._status_due = None
+                now = await self._catch_up()
                 await self._publish(now)
                 timeout = self._sleep_after(now)
             try:
@@ -286,36 +440,60 @@ class MotorGroup(PVGroup):
                                   READBACK_PERIOD_REAL_MIN * self.clock.time_scale))
         return self.clock.to_real(min(candidates)) if candidates else None
 
-    async def _publish(self, now: float | None = None, force: bool = False) -> None:
-        state = self.physics.snapshot(now)
+    async def _publish(self, t: float | None = None, *, force: bool = False,
+                       command: bool = False, only: set[str] | None = None) -> None:
+        """Post what changed since the last publish. `command`: the record's processing
+        of a command; the controller status it changed is left to the timer's publish
+        (the controller's callback), which the command wakes."""
+        t = self.clock() if t is None else t
+        if only is None:
+            t = max(t, self._published_at)  # readbacks never step back in time
+            self._published_at = t
+        state = self.physics.snapshot(t)
         published = self._published
-        if force or state.dmov == 0 and published.get("dmov") != 0:
-            await self._write_dmov(state.dmov)
+        changed = [name for name in FIELD_ATTRS
+                   if (only is None or name in only) and
+                   (force or published.get(name) != getattr(state, name))]
+        if self.physics.waiting_for_go and not force:
+            changed = [name for name in changed if name != "dval"]
+        if state.dmov == 1 and published.get("dmov") == 0:
+            # The record is done: put-callbacks complete now, their replies ahead of
+            # this processing's monitors (as rsrv's often are).
+            self._complete_waiters()
         await self._publish_alarm(state, force)
-        for name, attr in FIELD_ATTRS.items():
-            value = getattr(state, name)
-            if force or published.get(name) != value:
-                await self._write_field(name, attr, value)
-        if force or published.get("val") != state.val:
-            await self.motor.write(state.val, verify_value=False)
-            published["val"] = state.val
-        if state.dmov == 1 and published.get("dmov") != 1:
-            await self._write_dmov(1)
+        if command:
+            changed = [n for n in changed if n not in STATUS_FIELDS]
+        for name in changed:
+            await self._write_field(name, getattr(state, name))
 
-    async def _write_field(self, name: str, attr: str, value: Any) -> None:
-        prop = getattr(self.fields, attr)
-        wire = prop.enum_strings[value] if name in ENUM_FIELDS else value
-        await prop.write(wire, verify_value=False)
+    async def _write_field(self, name: str, value: Any) -> None:
+        if name == "val":
+            await self.motor.write(value, verify_value=False)
+        elif name == "dmov":
+            await self._write_dmov(value)
+            return
+        else:
+            prop = getattr(self.fields, FIELD_ATTRS[name])
+            if name in ENUM_FIELDS:
+                wire = prop.enum_strings[value]
+            elif name == "msta":
+                wire = float(value)
+            else:
+                wire = value
+            await prop.write(wire, verify_value=False)
         self._published[name] = value
 
     async def _write_dmov(self, value: int) -> None:
+        if value == 1:
+            self._complete_waiters()
         await self.fields.done_moving_to_value.write(value, verify_value=False)
         self._published["dmov"] = value
-        if value == 1:
-            waiters, self._done_waiters = self._done_waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+
+    def _complete_waiters(self) -> None:
+        waiters, self._done_waiters = self._done_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _publish_alarm(self, state: MotorState, force: bool) -> None:
         alarm = (state.severity, state.status)
@@ -327,18 +505,55 @@ class MotorGroup(PVGroup):
                                       status=AlarmStatus(state.status))
 
     async def _configure_display(self) -> None:
-        params = self.physics.params
-        precision, units = params.prec, params.egu
-        await self.motor.write_metadata(precision=precision, units=units)
-        for prop in self.fields.pvdb.values():
+        """Metadata and the static fields a client reads, as the genuine record has them
+        (units per motorRecord.cc get_units(), derived speeds, VERS, UDF)."""
+        params, physics = self.physics.params, self.physics
+        precision, egu = params.prec, params.egu
+        await self.motor.write_metadata(precision=precision, units=egu)
+        for attr, prop in self._field_props():
+            metadata: dict[str, Any] = {}
             if hasattr(prop, "precision"):
-                await prop.write_metadata(precision=precision, units=units)
-        await self.fields.engineering_units.write(units, verify_value=False)
-        # the PREC field itself, not only the channels' metadata: clients read it
-        await self.fields.display_precision.write(precision, verify_value=False)
+                metadata["precision"] = precision
+            if hasattr(prop, "units"):
+                # DBR units hold 8 bytes with the NUL: "steps/rev" arrives as "steps/r"
+                metadata["units"] = UNITS.get(attr, "{egu}").format(egu=egu)[:7]
+            if metadata:
+                await prop.write_metadata(**metadata)
+        fields = self.fields
+        urev = physics.mres * STEPS_PER_REV
+        accel = physics.velo / physics.accl if physics.accl > 0 else 0.0
+        static = {
+            "engineering_units": egu,
+            # the PREC field itself, not only the channels' metadata: clients read it
+            "display_precision": precision,
+            "tweak_step_size": 1.0,
+            "jog_accel": physics.jvel / max(physics.accl, 1e-3),
+            "accel_egu": accel,
+            "encoder_step_size": physics.mres,
+            "egu_s_per_revolution": urev,
+            "speed": physics.velo / urev,
+            "max_speed": physics.vmax / urev,
+            "bl_velocity": physics.velo,
+            "bl_speed": physics.velo / urev,
+            "bl_seconds_to_velocity": physics.accl,
+            "code_version": RECORD_VERSION,
+        }
         if params.desc:
-            await self.fields.description.write(params.desc, verify_value=False)
-        await self.fields.tweak_step_size.write(1.0, verify_value=False)
-        await self.fields.jog_accel.write(
-            self.physics.jvel / max(self.physics.accl, 1e-3), verify_value=False)
+            static["description"] = params.desc
+        for attr, value in static.items():
+            await getattr(fields, attr).write(value, verify_value=False)
+        for attr in ("output_specification", "readback_location", "desired_output_loc",
+                     "readback_outlink", "stop_outlink", "dmov_input_link", "rmp_input_link"):
+            await getattr(fields, attr).write("", verify_value=False)  # links: empty
+        # UDF is a one-byte CHAR field; caproto strips a written zero byte, so the value
+        # is set as stored data (the record is defined: UDF 0, as on the genuine IOC).
+        fields.undefined._data["value"] = b"\x00"
+        for attr, precision in (("code_version", 2), ("motor_status", 0),
+                                ("monitor_mask", 0), ("monitor_mask_more", 0)):
+            await getattr(fields, attr).write_metadata(precision=precision)
 
+    def _field_props(self):
+        for attr in dir(type(self.fields)):
+            prop = getattr(self.fields, attr, None)
+            if hasattr(prop, "write_metadata") and hasattr(prop, "pvspec"):
+                yield attr, prop

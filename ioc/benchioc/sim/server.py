@@ -46,12 +46,14 @@ def build_motors(config: BenchConfig, clock) -> dict[str, MotorSim]:
 
 def motor_groups(config: BenchConfig, motors: dict[str, MotorSim], time_scale: float):
     """A motor record (and its fault knobs) at each motor's pv_root."""
-    from .motor import MotorGroup
+    from .motor import MotorGroup, SimClock
 
-    return [
-        MotorGroup(prefix=config.motors[name].pv_root, physics=physics, clock=physics.clock)
-        for name, physics in motors.items()
-    ]
+    groups = []
+    for name, physics in motors.items():
+        assert isinstance(physics.clock, SimClock)  # the bench's clock (build_motors)
+        groups.append(MotorGroup(prefix=config.motors[name].pv_root, physics=physics,
+                                 clock=physics.clock))
+    return groups
 
 
 def detector_groups(config: BenchConfig, motors: dict[str, MotorSim], time_scale: float):
