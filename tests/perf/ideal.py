@@ -9,7 +9,10 @@ are read off:
 1. seek: JOGF/JOGR from rest at JVEL with ACCL, until the limit switch trips;
 2. settle: from the trip until the controller has stopped on the switch (the sim's
    hard stop after a trip, at most `TRIP_SETTLE_TIME`, which is when MSTA DONE is set);
-3. center: the trapezoidal move (VELO, ACCL) from the calibrated switch position to
+3. approach: the move back off the switch past the trip point (VELO, ACCL) and the slow
+   jog onto it again at the creep speed (a tenth of JVEL) until it has settled, as the
+   engine does with its default homing.creep_speed and homing.backoff;
+4. center: the trapezoidal move (VELO, ACCL) from the calibrated switch position to
    the configured center.
 
 Commands that do not move the axis (limits, SYNC, SET) take no simulated time. The shadow
@@ -26,9 +29,12 @@ from benchioc.sim.motion import MotorSim, Result
 from benchioc.sim.server import build_motors
 
 HOW = ("ideal = seek (jog from rest at JVEL with ACCL to the switch trip) + settle "
-       "(trip to the controller at rest on the switch) + move to center (trapezoid at "
+       "(trip to the controller at rest on the switch) + approach (back off past the trip, "
+       "jog onto the switch again at JVEL/10, settle) + move to center (trapezoid at "
        "VELO/ACCL), each the exact event time of the sim's own MotorSim on a manual clock, "
        "divided by the time scale")
+CREEP_FRACTION = 0.1  # homing.procedure's defaults
+CREEP_RUN_S = 0.5
 
 
 class ManualClock:
@@ -47,11 +53,12 @@ class IdealHoming:
 
     seek: float
     settle: float
+    approach: float
     center: float
 
     @property
     def total(self) -> float:
-        return self.seek + self.settle + self.center
+        return self.seek + self.settle + self.approach + self.center
 
 
 class ShadowBench:
@@ -68,6 +75,7 @@ class ShadowBench:
         entry = self.config.motors[name]
         motor.dhlm = motor.dllm = 0.0  # the engine disables the soft limits first
         seek, settle = self._seek_and_settle(motor, high)
+        approach = self._approach(motor, high)
         target = (entry.hi_lim if high else entry.lo_lim) + (
             self.config.tolerance if high else -self.config.tolerance)
         motor.sync()
@@ -76,7 +84,30 @@ class ShadowBench:
         motor.set_mode = 0
         motor.set_user_limits(entry.lo_lim, entry.hi_lim)
         center = self._run(motor, motor.move_user(entry.center))
-        return IdealHoming(seek, settle, center)
+        return IdealHoming(seek, settle, approach, center)
+
+    def _approach(self, motor: MotorSim, high: bool) -> float:
+        """Back off past the trip point until the switch releases, creep onto it again."""
+        start = self.clock.now
+        jvel = motor.jvel
+        creep = CREEP_FRACTION * jvel
+        resolution = max(1e-3, 10.0 ** -max(motor.params.prec, 0))
+        distance = max(creep * CREEP_RUN_S, 10 * resolution)
+        rbv = motor.user_position_at(self.clock.now)
+        trip = min(motor.val, rbv) if high else max(motor.val, rbv)
+        for _ in range(5):
+            self._run(motor, motor.move_user(trip - distance if high else trip + distance))
+            if not self._on_switch(motor, high):
+                break
+            distance *= 2
+        motor.jvel = creep
+        self._seek_and_settle(motor, high)
+        motor.jvel = jvel
+        return self.clock.now - start
+
+    def _on_switch(self, motor: MotorSim, high: bool) -> bool:
+        hls, lls = motor.user_switches(motor.position_at(self.clock.now))
+        return hls if high else lls
 
     def _seek_and_settle(self, motor: MotorSim, high: bool) -> tuple[float, float]:
         start = self.clock.now
