@@ -268,12 +268,14 @@ class MotorBinding:
         may have restarted); a homed motor coming to rest is where it must be found next
         time."""
         before, self._last_status = self._last_status, status
-        if self.homing is None or self.homing.busy:
+        if self.homing is None:
             return
-        if status.connected and not before.connected and not self._connecting:
-            self.confirm_calibration()
+        if status.connected and not before.connected:
+            if not (self._connecting or self.homing.busy):
+                self.confirm_calibration()
         elif status.connected and status.dmov and self.homing.state is HomingState.HOMED:
-            # every update at rest: the DRBV monitor may come after DMOV=1 and HOMED
+            # every update at rest, busy or not: the DRBV monitor may come after DMOV=1
+            # and even after HOMED, while the homing task is still ending
             self.bench.store.note_rest(self.name, status.drbv,
                                        calibration.resolution(status))
 
