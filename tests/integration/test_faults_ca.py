@@ -222,8 +222,7 @@ def recover(ioc: IocProcess) -> None:
 PHASE_WORDS = {"Seeking": "seeking", "Calibrating": "", "Centering": "moving to center"}
 
 
-@pytest.mark.parametrize("phase", list(PHASE_WORDS))
-def test_abort_in_each_phase_stops_motor_and_restores_limits(ioc, parked, phase):
+def home_and_abort_in(ioc: IocProcess, phase: str) -> None:
     watch = [f"{ioc.pv(MOTOR)}:State={phase}"]
     if phase == "Seeking":  # past the preparation: the jog is under way
         watch.append(f"{ioc.pv(MOTOR)}:Moving=Yes")
@@ -240,6 +239,22 @@ def test_abort_in_each_phase_stops_motor_and_restores_limits(ioc, parked, phase)
     finally:
         if aborter.poll() is None:
             aborter.kill()
+
+
+# Calibrating lasts a few ms of real time on the sim at this time scale: on a loaded
+# machine the Abort can arrive after the homing has ended (Homed). That attempt proves
+# nothing either way and is made again; an abort that is ignored fails every attempt.
+ATTEMPTS = 3
+
+
+@pytest.mark.parametrize("phase", list(PHASE_WORDS))
+def test_abort_in_each_phase_stops_motor_and_restores_limits(ioc, parked, phase):
+    before = parked
+    for _ in range(ATTEMPTS):
+        home_and_abort_in(ioc, phase)
+        if ioc.caget(f"{MOTOR}:State") != ["Homed"]:
+            break
+        before = dial_limits(ioc)  # homed lo: the next attempt starts from these
     text = message(ioc)
     assert ioc.caget(f"{MOTOR}:State") == ["Aborted"], text
     assert f"aborted while {PHASE_WORDS[phase]}" in text, text
@@ -247,7 +262,7 @@ def test_abort_in_each_phase_stops_motor_and_restores_limits(ioc, parked, phase)
     assert sim_get(ioc, f"{root_of(ioc)}.SET") == ["Use"]
     config = yaml.safe_load(ioc.config.read_text())["motors"][MOTOR]
     if "soft limits restored" in text:
-        assert dial_limits(ioc) == pytest.approx(parked)
+        assert dial_limits(ioc) == pytest.approx(before)
     else:  # aborted after the new soft limits were written: those stay
         assert phase != "Seeking", text
         low, high = sim_get(ioc, f"{root_of(ioc)}.LLM", f"{root_of(ioc)}.HLM")
