@@ -13,10 +13,8 @@ EPICS_CAS_SERVER_PORT) and is ready when it prints iocInit's last line.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
-import signal
 import subprocess
 import tempfile
 import threading
@@ -26,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from benchioc import epicsenv
+from camon import end
 
 MOTOR_VARS = ("GENUINE_MOTOR_IOC", "GENUINE_MOTOR_CMD")
 AD_VARS = ("GENUINE_AD_IOC", "GENUINE_AD_CMD")
@@ -72,16 +71,10 @@ class GenuineIoc:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self) -> None:
+        """SIGTERM to its process group (SIGKILL if it hangs), reaped."""
         if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            end(self.process)
 
     def __enter__(self) -> GenuineIoc:
         return self

@@ -198,10 +198,13 @@ class _Procedure:
             self.say(f"seeking the {d.switch_name} at {status.jvel:g} {status.speed_unit}"),
             _SEEK_START,
         )
-        timeout = self.seek_timeout(status)
+        await self.jog_onto_switch(self.seek_timeout(status))
+
+    async def jog_onto_switch(self, timeout: float) -> None:
+        """Jog at the current JVEL until the switch, watched for stalls and faults."""
         deadline = self.loop_time + timeout
-        start = status.rbv
-        await self.motor.jog(d)
+        start = self.status.rbv
+        await self.motor.jog(self.direction)
         status = await self.wait_until_moving(deadline)
         await self.watch_seek(status, start, deadline, timeout)
 
@@ -388,11 +391,8 @@ class _Procedure:
         self.report(HomingState.SEEKING, self.say(
             f"approaching the {d.switch_name} at {status.jvel:g} {status.speed_unit}"))
         distance = self.backed_off + abs(status.rbv - status.val)
-        timeout = 3 * distance / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN
-        deadline = self.loop_time + timeout
-        await self.motor.jog(d)
-        status = await self.wait_until_moving(deadline)
-        await self.watch_seek(status, status.rbv, deadline, timeout)
+        await self.jog_onto_switch(
+            3 * distance / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN)
         self.report(HomingState.SEEKING, self.say(
             f"reached the {d.switch_name} at {status.jvel:g} {status.speed_unit}"), _APPROACHED)
 
@@ -451,19 +451,7 @@ class _Procedure:
         )
         await self.motor.sync()
         await self.motor.set_position(target)
-        tolerance = self.position_tolerance()
-        try:
-            status = await self.motor.wait_for(
-                lambda s: abs(s.rbv - target) <= tolerance,
-                self.settings.settle_timeout,
-                f"the readback to show {status.fmt(target)} after calibration",
-            )
-        except MotorTimeout:
-            status = self.status
-            raise self.error(
-                f"after calibration the readback is {status.fmt(status.rbv)}, not"
-                f" {status.fmt(target)} (tolerance {status.fmt(tolerance)})"
-            ) from None
+        status = await self.readback_at(target, "after calibration the readback is", "")
         self.report(
             HomingState.CALIBRATING,
             self.say(f"calibrated: the {self.direction.switch_name} is at"
@@ -540,23 +528,27 @@ class _Procedure:
             self.raise_on_fault(seen)
             on_status(seen)
 
-    async def verify_center(self) -> None:
-        """The put-callback and the RBV monitor travel separately: wait for the readback."""
-        center = self.settings.center
+    async def readback_at(self, target: float, words: str, hint: str) -> MotorStatus:
+        """The status once the readback shows target (its monitor travels apart from the
+        put that caused it); a HomingError "<words> X, not target (tolerance...<hint>)"
+        when it does not within the settle timeout."""
         tolerance = self.position_tolerance()
         try:
-            status = await self.motor.wait_for(
-                lambda s: abs(s.rbv - center) <= tolerance,
-                self.settings.settle_timeout,
-                f"the readback to reach center {self.status.fmt(center)}",
-            )
+            return await self.motor.wait_for(
+                lambda s: abs(s.rbv - target) <= tolerance, self.settings.settle_timeout,
+                f"the readback to show {self.status.fmt(target)}")
         except MotorTimeout:
             status = self.status
             raise self.error(
-                f"after the move to center the motor is at {status.fmt(status.rbv)}, not"
-                f" {status.fmt(center)} (tolerance {status.fmt(tolerance)}; soft limit"
-                f" violation or the motor stopped early?)"
-            ) from None
+                f"{words} {status.fmt(status.rbv)}, not {status.fmt(target)} (tolerance"
+                f" {status.fmt(tolerance)}{hint})") from None
+
+    async def verify_center(self) -> None:
+        """The put-callback and the RBV monitor travel separately: wait for the readback."""
+        center = self.settings.center
+        status = await self.readback_at(
+            center, "after the move to center the motor is at",
+            "; soft limit violation or the motor stopped early?")
         self.phase = "homed"
         when = datetime.now().astimezone().strftime("%H:%M:%S")
         self.report(
