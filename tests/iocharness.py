@@ -34,7 +34,7 @@ class IocProcess:
         self.prefix = prefix
         self.lines: list[str] = []
         self._ready = threading.Event()
-        command = [sys.executable, "-m", "benchioc.cli", "--config", str(config),
+        command = [sys.executable, "-m", "benchioc.tools.cli", "--config", str(config),
                    "--prefix", prefix, *extra]
         self.server_ports = [sim_port] if sim_port is not None else list(server_ports)
         if not self.server_ports:

@@ -26,7 +26,7 @@ def ioc(repo_root, tmp_path_factory):
 
 
 def motion_box(ioc: IocProcess, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "benchioc.motionbox", *args], env=ioc.env,
+    return subprocess.run([sys.executable, "-m", "benchioc.tools.motionbox", *args], env=ioc.env,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -21,7 +21,7 @@ from iocharness import IocProcess
 
 pytestmark = pytest.mark.integration
 
-MOTION_BOX = [sys.executable, "-m", "benchioc.motionbox"]
+MOTION_BOX = [sys.executable, "-m", "benchioc.tools.motionbox"]
 
 
 def motion_box(env: dict[str, str], *args: str | Path,

@@ -32,7 +32,7 @@ import yaml
 
 import genuine
 from benchioc import epicsenv
-from benchioc.motorrecord import Msta
+from benchioc.facts.motorrecord import Msta
 from motortrace import Event, TraceClient
 from simharness import start_sim
 

@@ -19,7 +19,7 @@ def test_a_second_ioc_on_the_same_config_refuses_and_names_the_owner(bench_confi
     first = IocProcess(bench_config, time_scale=20)
     try:
         second = subprocess.run(
-            [sys.executable, "-m", "benchioc.cli", "--config", str(bench_config),
+            [sys.executable, "-m", "benchioc.tools.cli", "--config", str(bench_config),
              "--prefix", "OTHER:", "--sim"],
             env=epicsenv.loopback_env(), capture_output=True, text=True, timeout=60)
         assert second.returncode == 2, second.stdout + second.stderr

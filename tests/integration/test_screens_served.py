@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchioc import config as cfg
-from benchioc import screens
+from benchioc.tools import screens
 from iocharness import IocProcess
 
 pytestmark = pytest.mark.integration

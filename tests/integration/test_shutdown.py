@@ -26,7 +26,7 @@ START_SPAN_S = 3.0  # start-up to ready takes about 1.5-2.5 s here
 
 def start_ioc(config) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "benchioc.cli", "--config", str(config), "--sim",
+        [sys.executable, "-m", "benchioc.tools.cli", "--config", str(config), "--sim",
          "--time-scale", "20"],
         env=epicsenv.loopback_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)

@@ -1,4 +1,4 @@
-"""Sync scans over real CA, no IOC: `python -m benchioc.sync` (the CA clients and
+"""Sync scans over real CA, no IOC: `python -m benchioc.tools.scan` (the CA clients and
 SyncController) as a subprocess, so its CA context gets the servers' loopback
 environment; the IOC's `$(P)Sync:` records bind the same controller. Two backends:
 
@@ -23,7 +23,8 @@ import pytest
 
 import genuine
 from benches import BACKENDS, GENUINE_AXIS_FIELDS, put_many
-from benchioc import datafile, epicsenv
+from benchioc import epicsenv
+from benchioc.data import nexus as datafile
 from simharness import run_ca, start_sim
 
 pytestmark = pytest.mark.integration
@@ -78,7 +79,7 @@ def bench(request, repo_root, tmp_path_factory):
 
 def scan(bench: Servers, mode: str, *extra: str) -> tuple[int, dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "benchioc.sync", "--config", str(bench.config), "--motor",
+        [sys.executable, "-m", "benchioc.tools.scan", "--config", str(bench.config), "--motor",
          "A", "--mode", mode, "--start", "0", "--end", "2", "--points", "11",
          "--exposure", "0.01", "--period", "0.05", "--no-require-homed", *extra],
         env=bench.env, capture_output=True, text=True, timeout=90,

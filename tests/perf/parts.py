@@ -420,7 +420,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def _ioc_command(config: Path, port: int, prefix: str) -> list[str]:
-    return [sys.executable, "-m", "benchioc.cli", "--config", str(config), "--prefix", prefix,
+    return [sys.executable, "-m", "benchioc.tools.cli", "--config", str(config), "--prefix", prefix,
             "--port", str(port), "--pva-port", str(epicsenv.free_port()),
             "--pva-udp-port", str(epicsenv.free_port())]
 

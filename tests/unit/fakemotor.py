@@ -1,6 +1,6 @@
 """A fake motor record on a virtual clock, for unit tests of the homing engine.
 
-FakeMotor implements benchioc.homing.HomingMotor in user coordinates with simple
+FakeMotor implements benchioc.engines.homing.HomingMotor in user coordinates with simple
 physics, and reproduces the quirks of the genuine motor record that homing depends on:
 
 - a limit-switch trip sets DMOV=1 at once and leaves VAL at the trip position, while
@@ -34,7 +34,7 @@ from typing import Any
 
 from virtualclock import run_virtual  # noqa: F401 - the tests import it from here
 
-from benchioc.motormodel import (
+from benchioc.engines.motormodel import (
     Direction,
     FeedBackedMotor,
     MotorDisconnected,
@@ -43,7 +43,7 @@ from benchioc.motormodel import (
     MotorTimeout,
     limit_order,
 )
-from benchioc.motorrecord import Msta
+from benchioc.facts.motorrecord import Msta
 
 
 @dataclass

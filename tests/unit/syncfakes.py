@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 
 from virtualclock import run_virtual as _run_virtual
 
+from benchioc.engines.sync.devices import Frame, ImageMode, Pulse, TriggerMode
+from benchioc.engines.sync.model import MotorSnapshot
 from benchioc.sim.camera import CameraModel
 from benchioc.sim.camera import ImageMode as SimImageMode
 from benchioc.sim.camera import TriggerMode as SimTriggerMode
 from benchioc.sim.triggerbox import Direction, PcompModel
-from benchioc.sync.devices import Frame, ImageMode, Pulse, TriggerMode
-from benchioc.sync.model import MotorSnapshot
 
 T = TypeVar("T")
 

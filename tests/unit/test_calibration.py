@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from benchioc.homing.calibration import Calibration, doubt
-from benchioc.motormodel import MotorStatus
+from benchioc.engines.homing.calibration import Calibration, doubt
+from benchioc.engines.motormodel import MotorStatus
 
 HOMED = MotorStatus(connected=True, off=-1.5, dir=0, mres=0.001, drbv=2.0, egu="mm", prec=3)
 SAVED = Calibration.of(HOMED)

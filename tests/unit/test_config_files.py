@@ -80,7 +80,7 @@ def test_load_refuses_with_words_naming_the_place(broken):
 
 def run_command(command: str, path: Path, capsys) -> tuple[int, str]:
     """The console script's entry point in this process (fast); its exit code and stderr."""
-    from benchioc import cli, motionbox
+    from benchioc.tools import cli, motionbox
 
     if command == "bench-ioc":
         with pytest.raises(SystemExit) as exit_info:

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from benchioc import datafile
-from benchioc.datafile import DataFileError, ScanArrays, ScanMetadata
+from benchioc.data import nexus as datafile
+from benchioc.data.nexus import DataFileError, ScanArrays, ScanMetadata
 
 START = dt.datetime(2024, 2, 29, 13, 14, 15, tzinfo=dt.UTC)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchioc import config, pvs
+from benchioc import config
+from benchioc.records import spec as pvs
 
 
 def test_db_snapshot_is_current(repo_root, tmp_path):
     fresh = tmp_path / "bench.db"
     subprocess.run(
-        [sys.executable, "-m", "benchioc.cli", "--config", "configs/bench.yaml",
+        [sys.executable, "-m", "benchioc.tools.cli", "--config", "configs/bench.yaml",
          "--write-db", str(fresh)],
         cwd=repo_root, check=True, capture_output=True, timeout=60)
     checked_in = (repo_root / "db" / "bench.db").read_text()

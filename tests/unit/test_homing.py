@@ -7,15 +7,15 @@ import asyncio
 import pytest
 from fakemotor import FakeMotor, FakePhysics, run_virtual
 
-from benchioc.homing import (
+from benchioc.engines.homing import (
     HomingSettings,
     HomingState,
     HomingUpdate,
     MotorHoming,
     home,
 )
-from benchioc.motormodel import Direction, MotorError
-from benchioc.motorrecord import Msta
+from benchioc.engines.motormodel import Direction, MotorError
+from benchioc.facts.motorrecord import Msta
 
 HI, LO = Direction.HI, Direction.LO
 SWITCH_READS = {HI: 40.5, LO: -40.5}  # hi_lim + tolerance, lo_lim - tolerance

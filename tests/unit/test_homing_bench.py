@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from fakemotor import FakeMotor, FakePhysics, run_virtual
 
-from benchioc.homing import (
+from benchioc.engines.homing import (
     BenchHoming,
     BenchUpdate,
     HomingBusy,
@@ -16,7 +16,7 @@ from benchioc.homing import (
     HomingState,
     MotorHoming,
 )
-from benchioc.motormodel import (
+from benchioc.engines.motormodel import (
     Direction,
     MotorDisconnected,
     MotorStatus,

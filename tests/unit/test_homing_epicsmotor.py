@@ -8,9 +8,9 @@ import pytest
 from aioca import CANothing
 from epicscorelibs.ca import cadef
 
-from benchioc import motor as motor_module
-from benchioc.motor import MONITORED_FIELDS, WRITE_ONLY_FIELDS, EpicsMotor
-from benchioc.motormodel import (
+from benchioc.clients import motor as motor_module
+from benchioc.clients.motor import MONITORED_FIELDS, WRITE_ONLY_FIELDS, EpicsMotor
+from benchioc.engines.motormodel import (
     Direction,
     MotorDisconnected,
     MotorError,

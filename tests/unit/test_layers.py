@@ -16,15 +16,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ioc" / "benchioc"
 
-ENGINES = ["motormodel.py", "motorrecord.py", "areadetector.py", "homing/*.py",
-           "sync/model.py", "sync/engines.py", "sync/devices.py", "sync/controller.py"]
+ENGINES = ["engines/**/*.py", "facts/*.py", "data/*.py"]
 EPICS_LIBRARIES = {"softioc", "aioca", "caproto", "epics", "epicscorelibs", "pvi", "pydm",
                    "PyQt5"}
-NOT_FOR_ENGINES = {"benchioc.ioc", "benchioc.records", "benchioc.scanrecords",
-                   "benchioc.motor", "benchioc.sync.clients", "benchioc.sim", "benchioc.cli",
-                   "benchioc.gui", "benchioc.screens", "benchioc.motionbox"}
-SIM_MAY_USE = {"benchioc.sim", "benchioc.config", "benchioc.epicsenv",
-               "benchioc.motorrecord", "benchioc.areadetector"}
+NOT_FOR_ENGINES = {"benchioc.clients", "benchioc.records", "benchioc.tools", "benchioc.sim"}
+SIM_MAY_USE = {"benchioc.sim", "benchioc.config", "benchioc.epicsenv", "benchioc.facts"}
 
 
 def module_name(path: Path) -> str:
@@ -70,6 +66,44 @@ def test_engines_import_no_epics_library_and_no_outer_layer(path: Path) -> None:
     assert not bad, f"{module_name(path)} imports {sorted(bad)}"
 
 
+# The layers, lowest first: a module may import its own layer and those below it.
+LAYERS = [
+    {"benchioc.facts", "benchioc.config", "benchioc.epicsenv", "benchioc.ownership"},
+    {"benchioc.data"},
+    {"benchioc.engines"},
+    {"benchioc.clients"},
+    {"benchioc.records"},
+    {"benchioc.tools"},
+]
+
+
+def layer_of(name: str) -> int | None:
+    for index, roots in enumerate(LAYERS):
+        if within(name, roots):
+            return index
+    return None
+
+
+LAYERED = sorted(path for path in PACKAGE.rglob("*.py")
+                 if layer_of(module_name(path)) is not None)
+
+
+@pytest.mark.parametrize("path", LAYERED, ids=lambda p: module_name(p))
+def test_no_module_imports_a_layer_above_its_own(path: Path) -> None:
+    own = layer_of(module_name(path))
+    assert own is not None
+    above = {name for name in imports_of(path) if (layer_of(name) or -1) > own}
+    assert not above, f"{module_name(path)} imports {sorted(above)} from a layer above it"
+
+
+def test_every_module_has_a_layer() -> None:
+    loose = [module_name(path) for path in PACKAGE.rglob("*.py")
+             if layer_of(module_name(path)) is None
+             and not within(module_name(path), {"benchioc.sim"})
+             and module_name(path) != "benchioc"]
+    assert not loose, f"modules outside every layer (add them to LAYERS): {loose}"
+
+
 @pytest.mark.parametrize("path", sorted((PACKAGE / "sim").glob("*.py")),
                          ids=lambda p: module_name(p))
 def test_the_simulation_uses_nothing_of_the_ioc_or_the_engines(path: Path) -> None:
@@ -80,5 +114,5 @@ def test_the_simulation_uses_nothing_of_the_ioc_or_the_engines(path: Path) -> No
 
 def test_the_contract_sees_imports() -> None:
     """Guard on the checker: it must resolve the relative imports it is fed."""
-    found = imports_of(PACKAGE / "homing" / "procedure.py")
-    assert "benchioc.motormodel" in found and "asyncio" in found
+    found = imports_of(PACKAGE / "engines" / "homing" / "procedure.py")
+    assert "benchioc.engines.motormodel" in found and "asyncio" in found

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchioc import config, motionbox
-from benchioc.motionbox import main
+from benchioc import config
+from benchioc.tools import motionbox
+from benchioc.tools.motionbox import main
 
 SEED = {
     "general": {"tolerance": 0.5},
@@ -378,13 +379,13 @@ def test_numbers_parse_as_a_person_writes_them(text, value):
 # --- as a program ----------------------------------------------------------------------
 def test_runs_as_a_program_with_negative_numbers(seed):
     result = subprocess.run(
-        [sys.executable, "-m", "benchioc.motionbox", "add", str(seed), "F", "SIM:F",
+        [sys.executable, "-m", "benchioc.tools.motionbox", "add", str(seed), "F", "SIM:F",
          "-5", "0", "5"],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "F" in config.load(seed).config.motors
     bad = subprocess.run(
-        [sys.executable, "-m", "benchioc.motionbox", "add", str(seed), "G", "SIM:G",
+        [sys.executable, "-m", "benchioc.tools.motionbox", "add", str(seed), "G", "SIM:G",
          "-5", "zero", "5"],
         capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from benchioc import motionbox
-from benchioc.motionbox import HomeOutcome, MotorStatus, ProgressDisplay
+from benchioc.tools import motionbox
+from benchioc.tools.motionbox import HomeOutcome, MotorStatus, ProgressDisplay
 
 
 def test_plain_output_prints_a_line_per_state_or_message_change_only():
@@ -77,7 +77,7 @@ def test_status_lines_name_their_source():
 
 
 def test_state_words_match_the_ioc_state_labels():
-    homing = pytest.importorskip("benchioc.homing")
+    homing = pytest.importorskip("benchioc.engines.homing")
     HomingState = homing.HomingState  # noqa: N806
 
     words = [motionbox.state_word(state) for state in HomingState]

@@ -9,8 +9,9 @@ import types
 
 import pytest
 
-from benchioc import config, motionbox
-from benchioc.motionbox import HomeRequest, ProgressDisplay
+from benchioc import config
+from benchioc.tools import motionbox
+from benchioc.tools.motionbox import HomeRequest, ProgressDisplay
 
 fakemotor = pytest.importorskip("fakemotor")  # the homing engine's fake motor record
 
@@ -48,9 +49,9 @@ def fakes(monkeypatch) -> dict[str, ConnectableFake]:
         made[name] = ConnectableFake(name, pv_root, on_change)
         return made[name]
 
-    module = types.ModuleType("benchioc.motor")
+    module = types.ModuleType("benchioc.clients.motor")
     module.EpicsMotor = epics_motor
-    monkeypatch.setitem(sys.modules, "benchioc.motor", module)
+    monkeypatch.setitem(sys.modules, "benchioc.clients.motor", module)
     return made
 
 

@@ -10,8 +10,8 @@ import pytest
 from lxml import etree
 
 from benchioc import config as cfg
-from benchioc import screens
-from benchioc.pvs import BENCH_PVS, HOMING_STATES, MOTOR_PVS, SYNC_PVS
+from benchioc.records.spec import BENCH_PVS, HOMING_STATES, MOTOR_PVS, SYNC_PVS
+from benchioc.tools import screens
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "bench.yaml"
@@ -32,7 +32,7 @@ def _tree(data: bytes) -> etree._Element:
 def test_checked_in_screen_is_what_the_generator_makes(rendered, name):
     checked_in = (OPI / name).read_bytes()
     assert checked_in == rendered[name], (
-        f"opi/{name} differs from the generator's output: run `python -m benchioc.screens` "
+        f"opi/{name} differs from the generator's output: run `python -m benchioc.tools.screens` "
         "and commit opi/")
 
 

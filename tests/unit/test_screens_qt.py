@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchioc import gui
+from benchioc.tools import gui
 
 UI = Path(__file__).resolve().parents[2] / "opi" / "bench.ui"
 
@@ -54,7 +54,7 @@ def test_motor_list_is_read_from_any_long_string_form(value, motors):
 
 def test_add_runs_motion_box_on_the_served_config_file():
     args = gui.motion_box_args("add", "/data/bench.yaml", "F", ["SIM:F", "-1", "0", "1"])
-    assert args == ["-m", "benchioc.motionbox", "add", "/data/bench.yaml", "F", "SIM:F",
+    assert args == ["-m", "benchioc.tools.motionbox", "add", "/data/bench.yaml", "F", "SIM:F",
                     "-1", "0", "1"]
     assert gui.motion_box_args("remove", "/data/bench.yaml", "F")[2:] == [
         "remove", "/data/bench.yaml", "F"]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from syncfakes import FakeBox, FakeCamera, FakeSyncMotor, now, run_virtual
 
-from benchioc.sync import (
+from benchioc.clients.scan import CaCamera, ReadbackMeter
+from benchioc.engines.sync import (
     DataTarget,
     ScanMode,
     ScanRefused,
@@ -18,10 +19,9 @@ from benchioc.sync import (
     ScanUpdate,
     SyncController,
 )
-from benchioc.sync.clients import CaCamera, ReadbackMeter
-from benchioc.sync.controller import DEVICE_WAIT_S
-from benchioc.sync.devices import DeviceError, Frame, Pulse
-from benchioc.sync.engines import interpolate_positions, match_frames
+from benchioc.engines.sync.controller import DEVICE_WAIT_S
+from benchioc.engines.sync.devices import DeviceError, Frame, Pulse
+from benchioc.engines.sync.engines import interpolate_positions, match_frames
 
 STEP, CONT, FLY = ScanMode.STEP, ScanMode.CONT, ScanMode.FLY
 

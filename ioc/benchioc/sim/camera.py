@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from caproto import ChannelType
 from caproto.server import PVGroup, pvproperty
 
-from ..areadetector import DetectorState, ImageMode, TriggerMode
+from ..facts.areadetector import DetectorState, ImageMode, TriggerMode
 
 log = logging.getLogger(__name__)
 

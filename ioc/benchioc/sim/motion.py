@@ -60,7 +60,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from ..motorrecord import Msta, Spmg
+from ..facts.motorrecord import Msta, Spmg
 from .profile import (
     EPSILON,
     Trajectory,

@@ -29,8 +29,8 @@ import aioca
 import click
 from pydantic import ValidationError
 
-from benchioc import config
-from benchioc.config import ConfigDocument, ConfigError, MotorConfig
+from .. import config
+from ..config import ConfigDocument, ConfigError, MotorConfig
 
 log = logging.getLogger(__name__)
 
@@ -484,9 +484,9 @@ async def _ioc_outcomes(prefix: str, request: HomeRequest) -> dict[str, HomeOutc
 async def _home_with_engine(request: HomeRequest,
                             display: ProgressDisplay) -> dict[str, HomeOutcome]:
     # Imported here so that editing a config never loads the CA motor client.
-    from benchioc import homing as engine
-    from benchioc.motor import EpicsMotor
-    from benchioc.motormodel import Direction
+    from ..clients.motor import EpicsMotor
+    from ..engines import homing as engine
+    from ..engines.motormodel import Direction
 
     bench = request.document.config
     motors = {n: EpicsMotor(n, bench.motors[n].pv_root, on_change=lambda _status: None)

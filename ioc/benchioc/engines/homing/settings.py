@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..motormodel import Direction, MotorError, MotorStatus
 
 if TYPE_CHECKING:
-    from ..config import BenchConfig
+    from ...config import BenchConfig
 
 
 class HomingState(enum.IntEnum):

@@ -15,7 +15,7 @@ from softioc import alarm, builder
 from softioc import fields as dbf
 from softioc.imports import db_put_field_process
 
-from .pvs import Kind, Pv
+from .spec import Kind, Pv
 
 # Access security group of every writable record; configs/bench.acf names who may write.
 WRITE_ASG = "BENCH_WRITE"

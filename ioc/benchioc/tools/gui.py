@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .pvs import Scope, by_name
+from ..records.spec import Scope, by_name
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def as_text(value: Any) -> str:
 
 def motion_box_args(verb: str, config_file: str, name: str,
                     settings: Sequence[str] = ()) -> list[str]:
-    """Arguments for `python -m benchioc.motionbox` to add or remove a motor."""
+    """Arguments for `python -m benchioc.tools.motionbox` to add or remove a motor."""
     if verb not in ("add", "remove"):
         raise ValueError(f"motion-box verb {verb!r} is not add or remove")
     if not config_file:
@@ -126,7 +126,7 @@ def motion_box_args(verb: str, config_file: str, name: str,
     if verb == "add" and len(settings) != 4:
         raise ValueError(f"adding a motor needs pv_root, lo_lim, center and hi_lim; "
                          f"got {len(settings)} values")
-    return ["-m", "benchioc.motionbox", verb, config_file, name, *settings]
+    return ["-m", "benchioc.tools.motionbox", verb, config_file, name, *settings]
 
 
 def default_display() -> Path:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import numpy
 from softioc import alarm
 
-from .pvs import SYNC_PVS, Scope
-from .records import message_severity, set_put_disabled
-from .sync import Preview, ScanRefused, ScanSettings, ScanState, ScanUpdate, SyncController
+from ..engines.sync import Preview, ScanRefused, ScanSettings, ScanState, ScanUpdate, SyncController
+from .builder import message_severity, set_put_disabled
+from .spec import SYNC_PVS, Scope
 
 if TYPE_CHECKING:
     from .ioc import Bench

@@ -1,7 +1,7 @@
 """Run one sync scan from the command line over CA (no IOC): a bench check and the
 harness of the sync integration tests.
 
-    python -m benchioc.sync --config configs/bench.yaml --motor A --mode Fly \
+    python -m benchioc.tools.scan --config configs/bench.yaml --motor A --mode Fly \
         --start 0 --end 2 --points 11 --exposure 0.01 --period 0.05 --no-require-homed
 
 Prints the final update as one JSON line; exit 0 for Done, 1 otherwise, 2 if refused.
@@ -18,17 +18,17 @@ import logging
 import sys
 from pathlib import Path
 
+from ..clients.motor import EpicsMotor
+from ..clients.scan import CaCamera, CaTriggerBox, build_controller
 from ..config import ConfigError, load
-from ..motor import EpicsMotor
-from .clients import CaCamera, CaTriggerBox, build_controller
-from .devices import DeviceError
-from .model import ScanMode, ScanRefused, ScanState
+from ..engines.sync.devices import DeviceError
+from ..engines.sync.model import ScanMode, ScanRefused, ScanState
 
 log = logging.getLogger(__name__)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchioc.sync", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchioc.tools.scan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=Path("configs/bench.yaml"))
     parser.add_argument("--motor", required=True)

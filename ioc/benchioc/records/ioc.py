@@ -22,9 +22,9 @@ from typing import Any
 
 from softioc import alarm
 
-from . import config as cfg
-from .autosave import HomingStateStore
-from .homing import (
+from .. import config as cfg
+from ..clients.motor import EpicsMotor
+from ..engines.homing import (
     BenchHoming,
     HomingBusy,
     HomingSettings,
@@ -33,11 +33,10 @@ from .homing import (
     MotorHoming,
     calibration,
 )
-from .homing.calibration import Calibration
-from .motor import EpicsMotor
-from .motormodel import Direction, MotorStatus
-from .pvs import BENCH_PVS, MOTOR_PVS, Pv, Scope, scope_prefix
-from .records import (
+from ..engines.homing.calibration import Calibration
+from ..engines.motormodel import Direction, MotorStatus
+from .autosave import HomingStateStore
+from .builder import (
     clear_alarm,
     flag_refused,
     make_record,
@@ -45,6 +44,7 @@ from .records import (
     set_put_disabled,
     use_loop,
 )
+from .spec import BENCH_PVS, MOTOR_PVS, Pv, Scope, scope_prefix
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class MotorBinding:
         self.homing.motor = self.motor
         sync = self.bench.sync.controller if self.bench.sync else None
         if sync is not None:
-            from .sync.clients import EpicsMotorSync
+            from ..clients.scan import EpicsMotorSync
 
             sync.motors[self.name] = EpicsMotorSync(self.motor)
         self.rec("Connected").set(0)
@@ -500,7 +500,7 @@ def _home_all_handler(bench: Bench, direction: Direction):
 
 def build_records(bench: Bench) -> None:
     """Create every record for the current config (before iocInit)."""
-    from .scanrecords import SyncBinding
+    from .sync import SyncBinding
 
     build_bench_records(bench)
     for name in bench.config.motors:
@@ -531,7 +531,7 @@ async def start_engines(bench: Bench) -> None:
 
 
 def _sync_controller(bench: Bench):
-    from .sync.clients import build_controller
+    from ..clients.scan import build_controller
 
     def is_homed(name: str) -> bool:
         homing = bench.motors[name].homing

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..areadetector import ImageMode, TriggerMode
+from ...facts.areadetector import ImageMode, TriggerMode
 from .model import MotorSnapshot
 
 Unsubscribe = Callable[[], None]

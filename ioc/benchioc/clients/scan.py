@@ -31,14 +31,14 @@ from aioca import (
     caput,
 )
 
-from ..motormodel import MotorTimeout
-from .controller import DataTarget, SyncController
-from .devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
-from .model import MotorSnapshot
+from ..engines.motormodel import MotorTimeout
+from ..engines.sync.controller import DataTarget, SyncController
+from ..engines.sync.devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
+from ..engines.sync.model import MotorSnapshot
 
 if TYPE_CHECKING:
     from ..config import BenchConfig
-    from ..motor import EpicsMotor
+    from .motor import EpicsMotor
 
 __all__ = ["CaCamera", "CaTriggerBox", "DeviceError", "EpicsMotorSync", "build_controller"]
 
@@ -415,7 +415,7 @@ class ReadbackMeter:
 
 
 class EpicsMotorSync:
-    """Lets a `benchioc.motor.EpicsMotor` (already connected) serve the sync engines.
+    """Lets a `benchioc.clients.motor.EpicsMotor` (already connected) serve the sync engines.
 
     Adds what EpicsMotor does not have: VELO puts, a timestamped readback monitor, how
     often the readback updates (the run-up of a Cont scan depends on it) and the record

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .motorrecord import Msta, Spmg
+from ..facts.motorrecord import Msta, Spmg
 
 
 class MotorError(Exception):

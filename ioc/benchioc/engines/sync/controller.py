@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, datafile
+from ... import __version__
+from ...data import nexus as datafile
 from .devices import Camera, DeviceError, SyncMotor, TriggerBox
 from .engines import ScanContext, ScanFailed, Tally, run_scan
 from .model import (

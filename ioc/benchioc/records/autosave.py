@@ -10,8 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import config as cfg
-from .homing.calibration import Calibration
+from .. import config as cfg
+from ..engines.homing.calibration import Calibration
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__, epicsenv, ownership
-from . import config as cfg
+from .. import __version__, epicsenv, ownership
+from .. import config as cfg
 
 log = logging.getLogger("benchioc")
 
@@ -90,7 +90,7 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
         print(f"bench-ioc: {cfg_error_text(error)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
-    from . import ioc  # imports softioc: only once the arguments are known good
+    from ..records import ioc  # imports softioc: only once the arguments are known good
 
     if args.write_db:
         ioc.write_db(doc, prefix, Path(args.write_db))
@@ -130,7 +130,7 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os.environ[RESTART_ENV] = "1"
-        os.execv(sys.executable, [sys.executable, "-m", "benchioc.cli", *restart_args])
+        os.execv(sys.executable, [sys.executable, "-m", "benchioc.tools.cli", *restart_args])
 
     try:
         ioc.serve(doc, ioc.ServeOptions(prefix=prefix, on_ready=on_ready,
@@ -210,7 +210,7 @@ def _restart_argv(args: argparse.Namespace) -> list[str]:
 
 
 def bench_sim_main(argv: list[str] | None = None) -> None:
-    from .sim.server import main
+    from ..sim.server import main
 
     sys.exit(main(argv))
 

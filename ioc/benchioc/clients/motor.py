@@ -21,7 +21,7 @@ from typing import Any
 from aioca import CANothing, Subscription, caget, camonitor, caput, connect
 from epicscorelibs.ca import cadef
 
-from .motormodel import (
+from ..engines.motormodel import (
     Direction,
     FeedBackedMotor,
     MotorDisconnected,

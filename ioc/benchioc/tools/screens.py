@@ -9,7 +9,7 @@ XML, and the output is deterministic, so a test can compare it with the checked-
 Macros: P (IOC prefix), M (motor name), ROOT (the motor record's PV root, used for the
 motor record's own fields). bench.bob passes all three when it opens motor.bob.
 
-Regenerate with `python -m benchioc.screens` (writes opi/ from configs/bench.yaml).
+Regenerate with `python -m benchioc.tools.screens` (writes opi/ from configs/bench.yaml).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from pvi.device import (
     TextWrite,
 )
 
-from . import config as cfg
-from .pvs import MOTOR_PVS, SYNC_PVS, Kind, Pv, Scope, by_name, scope_prefix
+from .. import config as cfg
+from ..records.spec import MOTOR_PVS, SYNC_PVS, Kind, Pv, Scope, by_name, scope_prefix
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ def write(config: cfg.BenchConfig, out_dir: Path, prefix: str = DEFAULT_PREFIX) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m benchioc.screens",
+        prog="python -m benchioc.tools.screens",
         description="Generate the Phoebus screens opi/*.bob from the PV spec.")
     parser.add_argument("--config", default="configs/bench.yaml",
                         help="bench config whose motors get rows on bench.bob")
