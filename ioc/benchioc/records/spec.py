@@ -1,14 +1,32 @@
-"""The declarative PV spec: the one description of every record the IOC serves.
+"""The PV spec: every record the IOC serves, each named once and told what it binds to.
 
-ioc.py walks it to build the records, `bench-ioc --write-db` snapshots it into db/, and
-screens.py turns it into the operator screens. Adding a PV is one entry here plus one
-handler in ioc.py, never three hand-edited files.
+A record's name is the attribute name in its scope's class below (``MotorRecords.LoLim``
+serves ``$(P)$(M):LoLim``). Everything that names a PV takes it from here: the record
+builder, the bindings (records/), the db/ snapshot, the Phoebus screens, the PyDM screen
+and motion-box's CA probing. Code refers to an entry by attribute (``MotorRecords.LoLim``),
+never by a string, so a renamed PV breaks at import time, not on a beamline.
+
+What a record binds to is in its ``binds``:
+- ``MotorConfig(key)`` / ``BenchConfig(key)``: a value of the config file; a put is
+  checked, saved and then applied (records/settings.py);
+- ``ScanSetting(field)``: a field of the scan settings (engines/sync/model.py);
+- ``Command(verb, direction)``: an Action; the scope's binding runs the verb;
+- ``MotorField(field)``: a mirror of the motor model's MotorStatus field;
+- ``Published(field)``: a field of what the engine publishes (HomingUpdate, ScanUpdate)
+  or of the binding's own summary.
+Labels of state records come from the engines' enums, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..engines.homing.settings import HomingState
+from ..engines.motormodel import Direction
+from ..engines.sync.model import ScanMode, ScanState
 
 
 class Kind(enum.Enum):
@@ -42,36 +60,6 @@ class Scope(enum.Enum):
     SYNC = "sync"  # $(P)Sync:name
 
 
-@dataclass(frozen=True, eq=False)
-class Pv:
-    """One record: its name under the scope's prefix, what it holds, and its screen group."""
-
-    name: str
-    kind: Kind
-    desc: str
-    group: str = "Status"
-    egu: str = ""
-    prec: int | None = None
-    # mbb options: label or (label, severity) where severity is MINOR/MAJOR/INVALID
-    options: tuple[str | tuple[str, str], ...] = ()
-    labels: tuple[str, str] | tuple[()] = ()  # ZNAM/ONAM of bool records
-    blocking: bool = False  # put-callback completes when the handler ends
-    length: int = 0  # waveform elements or long-string bytes
-    dtype: str = "float64"  # waveform element type
-    low: float | None = None  # DRVL/DRVH of out records
-    high: float | None = None
-
-    @property
-    def writable(self) -> bool:
-        return self.kind.writable
-
-    def full_name(self, prefix: str, motor: str | None = None) -> str:
-        return f"{prefix}{scope_prefix(self.scope_of(), motor)}{self.name}"
-
-    def scope_of(self) -> Scope:
-        return _SCOPE_OF[self]
-
-
 def scope_prefix(scope: Scope, motor: str | None = None) -> str:
     if scope is Scope.MOTOR:
         assert motor, "a motor PV needs the motor name"
@@ -81,119 +69,268 @@ def scope_prefix(scope: Scope, motor: str | None = None) -> str:
     return ""
 
 
+# --- what a record binds to ------------------------------------------------------------
+@dataclass(frozen=True)
+class MotorConfig:
+    key: str  # the motor entry's key in the config file (pv_root, lo_lim, ...)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    key: str  # a key of the config's general section
+
+
+@dataclass(frozen=True)
+class ScanSetting:
+    field: str  # a ScanSettings field
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str  # what the scope's binding does on a put ("home", "abort", "run", ...)
+    direction: Direction | None = None
+
+
+@dataclass(frozen=True)
+class MotorField:
+    field: str  # a MotorStatus field; shown as is (bool records: 0/1)
+    inverted: bool = False  # DMOV shown as Moving
+
+
+@dataclass(frozen=True)
+class Published:
+    field: str  # a field of the engine's update (or the binding's summary) shown as is
+
+
+Binding = MotorConfig | BenchConfig | ScanSetting | Command | MotorField | Published
+
+
+# --- record shapes -----------------------------------------------------------------------
+STRING_LENGTH = 40  # stringIn/stringOut: EPICS's fixed 40 bytes, terminator included
 MESSAGE_LENGTH = 512
 PATH_LENGTH = 1024
 MAX_SCAN_POINTS = 10000
 
-HOMING_STATES = (
-    "NotHomed", "Seeking", "Calibrating", "Centering", "Homed",
-    ("Aborted", "MINOR"), ("Failed", "MAJOR"),
-)
-SYNC_MODES = ("Step", "Cont", "Fly")
-SYNC_STATES = (
-    "Idle", "Preparing", "Running", "Finishing", "Done",
-    ("Aborted", "MINOR"), ("Failed", "MAJOR"),
-)
+Option = str | tuple[str, str]  # an mbb label, or (label, severity MINOR/MAJOR/INVALID)
+
+
+def homing_label(state: HomingState) -> str:
+    return "".join(word.capitalize() for word in state.name.split("_"))  # NOT_HOMED
+
+
+def state_options(labels: list[str], alarms: dict[int, str]) -> tuple[Option, ...]:
+    return tuple((label, alarms[index]) if index in alarms else label
+                 for index, label in enumerate(labels))
+
+
+HOMING_STATES = state_options([homing_label(state) for state in HomingState],
+                              {HomingState.ABORTED: "MINOR", HomingState.FAILED: "MAJOR"})
+SYNC_STATES = state_options([state.label for state in ScanState],
+                            {ScanState.ABORTED: "MINOR", ScanState.FAILED: "MAJOR"})
+SYNC_MODES = tuple(mode.label for mode in ScanMode)
 NO_YES = ("No", "Yes")
 OFF_ON = ("Off", "On")
 
-MOTOR_PVS: tuple[Pv, ...] = (
+
+@dataclass(frozen=True, eq=False)
+class Pv:
+    """One record: what it holds, its screen group and what it binds to. Its name is the
+    attribute it is assigned to in a Records class; its scope is that class's."""
+
+    kind: Kind
+    desc: str
+    group: str = "Status"
+    binds: Binding | None = None
+    egu: str = ""
+    prec: int | None = None
+    options: tuple[Option, ...] = ()  # mbb labels, in value order
+    labels: tuple[str, str] | tuple[()] = ()  # ZNAM/ONAM of bool records
+    blocking: bool = False  # put-callback completes when the handler ends
+    length: int = 0  # waveform elements or long-string bytes
+    dtype: str = "float64"  # waveform element type
+    low: float | None = None  # DRVL/DRVH of out records
+    high: float | None = None
+    name: str = field(default="", init=False)
+    scope: Scope = field(default=Scope.BENCH, init=False)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        object.__setattr__(self, "name", name)
+
+    @property
+    def writable(self) -> bool:
+        return self.kind.writable
+
+    @property
+    def text_length(self) -> int:
+        """Bytes of text the record holds (terminator excluded); 0 if it holds no text."""
+        if self.kind in (Kind.STRING_IN, Kind.STRING_OUT):
+            return STRING_LENGTH - 1
+        if self.kind in (Kind.LONG_STRING_IN, Kind.LONG_STRING_OUT):
+            return self.length - 1
+        return 0
+
+    def full_name(self, prefix: str, motor: str | None = None) -> str:
+        return f"{prefix}{scope_prefix(self.scope, motor)}{self.name}"
+
+
+class Records:
+    """The records of one scope, in the order they are built and shown."""
+
+    scope: ClassVar[Scope]
+
+    def __init_subclass__(cls, scope: Scope, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.scope = scope
+        for value in vars(cls).values():
+            if isinstance(value, Pv):
+                object.__setattr__(value, "scope", scope)
+
+    @classmethod
+    def all(cls) -> tuple[Pv, ...]:
+        return tuple(value for value in vars(cls).values() if isinstance(value, Pv))
+
+    @classmethod
+    def named(cls, name: str) -> Pv:
+        """The entry for a record name read from outside (a db file, a screen)."""
+        value = vars(cls).get(name)
+        if not isinstance(value, Pv):
+            raise KeyError(f"no {cls.scope.value} record {name!r}")
+        return value
+
+
+class MotorRecords(Records, scope=Scope.MOTOR):
+    """Per motor: `$(P)$(M):`"""
+
     # configuration: a put-callback completes once the file is saved
-    Pv("PvRoot", Kind.STRING_OUT, "Motor record PV root", group="Config", blocking=True),
-    Pv("LoLim", Kind.AO, "Soft low limit after homing", group="Config", prec=3,
-       blocking=True),
-    Pv("Center", Kind.AO, "Position after homing", group="Config", prec=3, blocking=True),
-    Pv("HiLim", Kind.AO, "Soft high limit after homing", group="Config", prec=3,
-       blocking=True),
+    PvRoot = Pv(Kind.STRING_OUT, "Motor record PV root", group="Config",
+                binds=MotorConfig("pv_root"), blocking=True)
+    LoLim = Pv(Kind.AO, "Soft low limit after homing", group="Config",
+               binds=MotorConfig("lo_lim"), prec=3, blocking=True)
+    Center = Pv(Kind.AO, "Position after homing", group="Config",
+                binds=MotorConfig("center"), prec=3, blocking=True)
+    HiLim = Pv(Kind.AO, "Soft high limit after homing", group="Config",
+               binds=MotorConfig("hi_lim"), prec=3, blocking=True)
     # homing control
-    Pv("HomeHi", Kind.ACTION, "Home on the high limit switch", group="Homing",
-       blocking=True),
-    Pv("HomeLo", Kind.ACTION, "Home on the low limit switch", group="Homing",
-       blocking=True),
-    Pv("Abort", Kind.ACTION, "Stop homing and the motor", group="Homing"),
+    HomeHi = Pv(Kind.ACTION, "Home on the high limit switch", group="Homing",
+                binds=Command("home", Direction.HI), blocking=True)
+    HomeLo = Pv(Kind.ACTION, "Home on the low limit switch", group="Homing",
+                binds=Command("home", Direction.LO), blocking=True)
+    Abort = Pv(Kind.ACTION, "Stop homing and the motor", group="Homing",
+               binds=Command("abort"))
     # homing status
-    Pv("State", Kind.MBB_IN, "Homing state", options=HOMING_STATES),
-    Pv("Busy", Kind.BI, "Homing in progress", labels=NO_YES),
-    Pv("Homed", Kind.BI, "Homed since start or restore", labels=NO_YES),
-    Pv("Progress", Kind.AI, "Homing progress", egu="%", prec=0),
-    Pv("Message", Kind.LONG_STRING_IN, "Last status or error", length=MESSAGE_LENGTH),
-    Pv("LastHomed", Kind.STRING_IN, "Time of the last successful homing"),
+    State = Pv(Kind.MBB_IN, "Homing state", binds=Published("state"), options=HOMING_STATES)
+    Busy = Pv(Kind.BI, "Homing in progress", binds=Published("busy"), labels=NO_YES)
+    Homed = Pv(Kind.BI, "Homed since start or restore", binds=Published("homed"),
+               labels=NO_YES)
+    Progress = Pv(Kind.AI, "Homing progress", binds=Published("progress"), egu="%", prec=0)
+    Message = Pv(Kind.LONG_STRING_IN, "Last status or error", binds=Published("message"),
+                 length=MESSAGE_LENGTH)
+    LastHomed = Pv(Kind.STRING_IN, "Time of the last successful homing",
+                   binds=Published("last_homed"))
     # mirrors of the motor record
-    Pv("Position", Kind.AI, "Motor readback (RBV)", group="Motor", prec=3),
-    Pv("Moving", Kind.BI, "Motor moving (not DMOV)", group="Motor", labels=NO_YES),
-    Pv("HighLimitSwitch", Kind.BI, "High limit switch (HLS)", group="Motor",
-       labels=OFF_ON),
-    Pv("LowLimitSwitch", Kind.BI, "Low limit switch (LLS)", group="Motor",
-       labels=OFF_ON),
-    Pv("Connected", Kind.BI, "Motor record PVs connected", group="Motor",
-       labels=NO_YES),
-)
+    Position = Pv(Kind.AI, "Motor readback (RBV)", group="Motor", binds=MotorField("rbv"),
+                  prec=3)
+    Moving = Pv(Kind.BI, "Motor moving (not DMOV)", group="Motor",
+                binds=MotorField("dmov", inverted=True), labels=NO_YES)
+    HighLimitSwitch = Pv(Kind.BI, "High limit switch (HLS)", group="Motor",
+                         binds=MotorField("hls"), labels=OFF_ON)
+    LowLimitSwitch = Pv(Kind.BI, "Low limit switch (LLS)", group="Motor",
+                        binds=MotorField("lls"), labels=OFF_ON)
+    Connected = Pv(Kind.BI, "Motor record PVs connected", group="Motor",
+                   binds=MotorField("connected"), labels=NO_YES)
 
-BENCH_PVS: tuple[Pv, ...] = (
-    Pv("Tolerance", Kind.AO, "Switch distance beyond soft limits", group="Config", prec=3,
-       low=0, blocking=True),
-    Pv("HomeAllHi", Kind.ACTION, "Home every motor high", group="Homing", blocking=True),
-    Pv("HomeAllLo", Kind.ACTION, "Home every motor low", group="Homing", blocking=True),
-    Pv("AbortAll", Kind.ACTION, "Stop all homing and motors", group="Homing"),
-    Pv("AllHomed", Kind.BI, "Every motor homed", labels=NO_YES),
-    Pv("Busy", Kind.BI, "Any homing in progress", labels=NO_YES),
-    Pv("Message", Kind.LONG_STRING_IN, "Last bench status or error", length=MESSAGE_LENGTH),
-    Pv("Motors", Kind.LONG_STRING_IN, "Configured motor names", length=MESSAGE_LENGTH),
-    Pv("ConfigFile", Kind.LONG_STRING_IN, "Config file in use", length=PATH_LENGTH),
-    Pv("Heartbeat", Kind.LONG_IN, "Counts up once a second while the IOC runs"),
-)
 
-SYNC_PVS: tuple[Pv, ...] = (
-    Pv("Mode", Kind.MBB_OUT, "Synchronisation mode", group="Setup", options=SYNC_MODES),
-    Pv("Motor", Kind.STRING_OUT, "Motor to scan", group="Setup"),
-    Pv("Start", Kind.AO, "First position", group="Setup", prec=3),
-    Pv("End", Kind.AO, "Last position", group="Setup", prec=3),
+class BenchRecords(Records, scope=Scope.BENCH):
+    """Bench-wide: `$(P)`"""
+
+    Tolerance = Pv(Kind.AO, "Switch distance beyond soft limits", group="Config",
+                   binds=BenchConfig("tolerance"), prec=3, low=0, blocking=True)
+    HomeAllHi = Pv(Kind.ACTION, "Home every motor high", group="Homing",
+                   binds=Command("home_all", Direction.HI), blocking=True)
+    HomeAllLo = Pv(Kind.ACTION, "Home every motor low", group="Homing",
+                   binds=Command("home_all", Direction.LO), blocking=True)
+    AbortAll = Pv(Kind.ACTION, "Stop all homing and motors", group="Homing",
+                  binds=Command("abort_all"))
+    AllHomed = Pv(Kind.BI, "Every motor homed", binds=Published("all_homed"), labels=NO_YES)
+    Busy = Pv(Kind.BI, "Any homing in progress", binds=Published("busy"), labels=NO_YES)
+    Message = Pv(Kind.LONG_STRING_IN, "Last bench status or error",
+                 binds=Published("message"), length=MESSAGE_LENGTH)
+    Motors = Pv(Kind.LONG_STRING_IN, "Configured motor names", binds=Published("motors"),
+                length=MESSAGE_LENGTH)
+    ConfigFile = Pv(Kind.LONG_STRING_IN, "Config file in use",
+                    binds=Published("config_file"), length=PATH_LENGTH)
+    Heartbeat = Pv(Kind.LONG_IN, "Counts up once a second while the IOC runs",
+                   binds=Published("heartbeat"))
+
+
+class SyncRecords(Records, scope=Scope.SYNC):
+    """Detector-synchronised scans: `$(P)Sync:`"""
+
+    Mode = Pv(Kind.MBB_OUT, "Synchronisation mode", group="Setup", binds=ScanSetting("mode"),
+              options=SYNC_MODES)
+    Motor = Pv(Kind.STRING_OUT, "Motor to scan", group="Setup", binds=ScanSetting("motor"))
+    Start = Pv(Kind.AO, "First position", group="Setup", binds=ScanSetting("start"), prec=3)
+    End = Pv(Kind.AO, "Last position", group="Setup", binds=ScanSetting("end"), prec=3)
     # no DRVL/DRVH: the record would clamp silently; the scan planner refuses in words
-    Pv("NumPoints", Kind.LONG_OUT, "Number of points", group="Setup"),
-    Pv("FramesPerPoint", Kind.LONG_OUT, "Frames at each point", group="Setup"),
-    Pv("Exposure", Kind.AO, "Camera exposure", group="Setup", egu="s", prec=4, low=0),
-    Pv("Period", Kind.AO, "Camera period", group="Setup", egu="s", prec=4, low=0),
-    Pv("SettleTime", Kind.AO, "Settle after each step", group="Setup", egu="s", prec=3,
-       low=0),
-    Pv("RequireHomed", Kind.BO, "Refuse a scan on an unhomed motor", group="Setup",
-       labels=NO_YES),
-    Pv("Run", Kind.ACTION, "Run the scan", group="Control", blocking=True),
-    Pv("Abort", Kind.ACTION, "Abort the scan", group="Control"),
-    Pv("State", Kind.MBB_IN, "Scan state", options=SYNC_STATES),
-    Pv("Busy", Kind.BI, "Scan in progress", labels=NO_YES),
-    Pv("Point", Kind.LONG_IN, "Current point"),
-    Pv("FramesAcquired", Kind.LONG_IN, "Frames acquired"),
-    Pv("MissedFrames", Kind.LONG_IN, "Triggers sent minus frames counted"),
-    Pv("Progress", Kind.AI, "Scan progress", egu="%", prec=0),
-    Pv("Velocity", Kind.AI, "Scan velocity (preview)", group="Preview", prec=4),
-    Pv("RunUp", Kind.AI, "Run-up distance (preview)", group="Preview", prec=4),
-    Pv("EstimatedTime", Kind.AI, "Estimated scan time (preview)", group="Preview",
-       egu="s", prec=1),
-    Pv("Positions", Kind.WAVEFORM_IN, "Measured positions", group="Data",
-       length=MAX_SCAN_POINTS),
-    Pv("SetPositions", Kind.WAVEFORM_IN, "Set positions", group="Data",
-       length=MAX_SCAN_POINTS),
-    Pv("Timestamps", Kind.WAVEFORM_IN, "Frame times (POSIX seconds)", group="Data",
-       length=MAX_SCAN_POINTS),
-    Pv("FrameNumbers", Kind.WAVEFORM_IN, "Camera frame numbers", group="Data",
-       length=MAX_SCAN_POINTS, dtype="int32"),
-    Pv("NumValid", Kind.LONG_IN, "Filled length of the arrays", group="Data"),
-    Pv("Message", Kind.LONG_STRING_IN, "Last scan status or error", length=MESSAGE_LENGTH),
-    Pv("DataFile", Kind.LONG_STRING_IN, "Last scan file", length=PATH_LENGTH),
-    Pv("ScanId", Kind.LONG_STRING_IN, "Persistent identifier of the last scan",
-       length=MESSAGE_LENGTH),
-)
+    NumPoints = Pv(Kind.LONG_OUT, "Number of points", group="Setup",
+                   binds=ScanSetting("num_points"))
+    FramesPerPoint = Pv(Kind.LONG_OUT, "Frames at each point", group="Setup",
+                        binds=ScanSetting("frames_per_point"))
+    Exposure = Pv(Kind.AO, "Camera exposure", group="Setup", binds=ScanSetting("exposure"),
+                  egu="s", prec=4, low=0)
+    Period = Pv(Kind.AO, "Camera period", group="Setup", binds=ScanSetting("period"),
+                egu="s", prec=4, low=0)
+    SettleTime = Pv(Kind.AO, "Settle after each step", group="Setup",
+                    binds=ScanSetting("settle_time"), egu="s", prec=3, low=0)
+    RequireHomed = Pv(Kind.BO, "Refuse a scan on an unhomed motor", group="Setup",
+                      binds=ScanSetting("require_homed"), labels=NO_YES)
+    Run = Pv(Kind.ACTION, "Run the scan", group="Control", binds=Command("run"),
+             blocking=True)
+    Abort = Pv(Kind.ACTION, "Abort the scan", group="Control", binds=Command("abort"))
+    State = Pv(Kind.MBB_IN, "Scan state", binds=Published("state"), options=SYNC_STATES)
+    Busy = Pv(Kind.BI, "Scan in progress", binds=Published("busy"), labels=NO_YES)
+    Point = Pv(Kind.LONG_IN, "Current point", binds=Published("point"))
+    FramesAcquired = Pv(Kind.LONG_IN, "Frames acquired", binds=Published("frames_acquired"))
+    MissedFrames = Pv(Kind.LONG_IN, "Triggers sent minus frames counted",
+                      binds=Published("missed_frames"))
+    Progress = Pv(Kind.AI, "Scan progress", binds=Published("progress"), egu="%", prec=0)
+    Velocity = Pv(Kind.AI, "Scan velocity (preview)", group="Preview",
+                  binds=Published("velocity"), prec=4)
+    RunUp = Pv(Kind.AI, "Run-up distance (preview)", group="Preview",
+               binds=Published("run_up"), prec=4)
+    EstimatedTime = Pv(Kind.AI, "Estimated scan time (preview)", group="Preview",
+                       binds=Published("estimated_time"), egu="s", prec=1)
+    Positions = Pv(Kind.WAVEFORM_IN, "Measured positions", group="Data",
+                   binds=Published("positions"), length=MAX_SCAN_POINTS)
+    SetPositions = Pv(Kind.WAVEFORM_IN, "Set positions", group="Data",
+                      binds=Published("set_positions"), length=MAX_SCAN_POINTS)
+    Timestamps = Pv(Kind.WAVEFORM_IN, "Frame times (POSIX seconds)", group="Data",
+                    binds=Published("timestamps"), length=MAX_SCAN_POINTS)
+    FrameNumbers = Pv(Kind.WAVEFORM_IN, "Camera frame numbers", group="Data",
+                      binds=Published("frame_numbers"), length=MAX_SCAN_POINTS,
+                      dtype="int32")
+    NumValid = Pv(Kind.LONG_IN, "Filled length of the arrays", group="Data",
+                  binds=Published("num_valid"))
+    Message = Pv(Kind.LONG_STRING_IN, "Last scan status or error", binds=Published("message"),
+                 length=MESSAGE_LENGTH)
+    DataFile = Pv(Kind.LONG_STRING_IN, "Last scan file", binds=Published("data_file"),
+                  length=PATH_LENGTH)
+    ScanId = Pv(Kind.LONG_STRING_IN, "Persistent identifier of the last scan",
+                binds=Published("scan_id"), length=MESSAGE_LENGTH)
 
-SPECS: dict[Scope, tuple[Pv, ...]] = {
-    Scope.MOTOR: MOTOR_PVS,
-    Scope.BENCH: BENCH_PVS,
-    Scope.SYNC: SYNC_PVS,
+
+SCOPES: dict[Scope, type[Records]] = {
+    Scope.MOTOR: MotorRecords,
+    Scope.BENCH: BenchRecords,
+    Scope.SYNC: SyncRecords,
 }
-_SCOPE_OF: dict[Pv, Scope] = {pv: scope for scope, pvs in SPECS.items() for pv in pvs}
+MOTOR_PVS = MotorRecords.all()
+BENCH_PVS = BenchRecords.all()
+SYNC_PVS = SyncRecords.all()
 
 
 def by_name(scope: Scope) -> dict[str, Pv]:
-    return {pv.name: pv for pv in SPECS[scope]}
+    return {pv.name: pv for pv in SCOPES[scope].all()}
 
 
 @dataclass(frozen=True)
@@ -202,14 +339,16 @@ class Served:
 
     pv: Pv
     name: str
-    motor: str | None = field(default=None)
+    motor: str | None = None
 
 
-def served(prefix: str, motors: list[str], with_sync: bool = True) -> list[Served]:
-    """Every record name the IOC serves for this prefix and these motors."""
-    names = [Served(pv, pv.full_name(prefix)) for pv in BENCH_PVS]
+def served(prefix: str, motors: list[str], with_sync: bool = True) -> Iterator[Served]:
+    """Every record the IOC serves for this prefix and these motors."""
+    for pv in BENCH_PVS:
+        yield Served(pv, pv.full_name(prefix))
     for motor in motors:
-        names += [Served(pv, pv.full_name(prefix, motor), motor) for pv in MOTOR_PVS]
+        for pv in MOTOR_PVS:
+            yield Served(pv, pv.full_name(prefix, motor), motor)
     if with_sync:
-        names += [Served(pv, pv.full_name(prefix)) for pv in SYNC_PVS]
-    return names
+        for pv in SYNC_PVS:
+            yield Served(pv, pv.full_name(prefix))
