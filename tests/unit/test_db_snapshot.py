@@ -1,4 +1,5 @@
-"""db/bench.db is the snapshot of every record the IOC serves; it must match pvs.py."""
+"""db/bench.db is the snapshot of every record the IOC serves (the spec's and
+devIocStats'); it must match what `bench-ioc --write-db` makes."""
 
 from __future__ import annotations
 
@@ -28,3 +29,11 @@ def test_snapshot_holds_every_spec_record(repo_root):
     expected = {served.name for served in
                 pvs.served(doc.config.ioc.prefix, list(doc.config.motors))}
     assert expected <= names
+
+
+def test_snapshot_holds_the_ioc_health_records(repo_root):
+    """devIocStats' records are served under $(P)IOC: beside the spec's."""
+    text = (repo_root / "db" / "bench.db").read_text()
+    for name in ("BENCH:IOC:HEARTBEAT", "BENCH:IOC:IOC_CPU_LOAD", "BENCH:IOC:FD_CNT",
+                 "BENCH:IOC:MEM_USED", "BENCH:IOC:UPTIME"):
+        assert f'"{name}"' in text, name

@@ -31,8 +31,9 @@ from aioca import (
     caput,
 )
 
+from ..engines.lease import Holder, MotorLeases
 from ..engines.motormodel import MotorTimeout
-from ..engines.sync.controller import DataTarget, SyncController
+from ..engines.sync.controller import SCAN, DataTarget, SyncController
 from ..engines.sync.devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
 from ..engines.sync.model import MotorSnapshot
 
@@ -491,7 +492,9 @@ class EpicsMotorSync:
 
 def build_controller(config: BenchConfig, motors: Mapping[str, EpicsMotor], *,
                      config_dir: Path, is_homed: Callable[[str], bool],
-                     readout_time: float | None = None) -> SyncController:
+                     readout_time: float | None = None,
+                     leases: MotorLeases | None = None,
+                     lease_holder: Holder = SCAN) -> SyncController:
     """The controller the IOC binds to, over CA clients named by the config: the camera
     at `detector.prefix`, the box at `trigger.prefix` (none if empty; a box that never
     answers only makes Fly scans refused), scan files in `data.directory` (relative to
@@ -506,6 +509,8 @@ def build_controller(config: BenchConfig, motors: Mapping[str, EpicsMotor], *,
         box=CaTriggerBox(prefix) if prefix else None,
         data=DataTarget.from_config(config.data, config_dir),
         is_homed=is_homed,
+        leases=leases,
+        lease_holder=lease_holder,
         readout_time=readout_time,
         bench_config=config.model_dump(mode="json"),
     )

@@ -1,17 +1,23 @@
 """What the IOC keeps across its own restarts: per motor, whether it was homed, when, the
 calibration that homing left (homing.calibration), and the soft limits a running homing
 had disabled. One JSON file in the config's autosave directory, written atomically on
-every change, so an IOC killed at any moment comes back knowing what it knew."""
+every change, so an IOC killed at any moment comes back knowing what it knew. No softioc
+here: files and engines only."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import config as cfg
+from ..engines.homing import HomingState, MotorHoming, calibration
 from ..engines.homing.calibration import Calibration
+from ..engines.motormodel import MotorStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +79,107 @@ class HomingStateStore:
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n")
+
+
+class HomingMemory:
+    """One motor's homing, remembered across IOC restarts and checked against the motor.
+
+    It writes the store as the homing goes (the soft limits it disabled, Homed, the time
+    and the calibration it left), takes back at connection what still holds (a Homed whose
+    OFF, DIR, MRES and dial position are unchanged; soft limits an interrupted homing had
+    left disabled), and notes where a homed motor comes to rest."""
+
+    def __init__(self, name: str, store: HomingStateStore, homing: MotorHoming,
+                 say: Callable[[str, bool], None]) -> None:
+        self.name = name
+        self.store = store
+        self.homing = homing
+        self._say = say  # say(text, error): the motor's Message
+        self._remembered: HomingState | None = None
+        self._last_status = MotorStatus(connected=False)
+        self.connecting = False  # a connection that runs its own checks (connect())
+        saved = store.get(name)
+        if saved.get("last_homed"):
+            with contextlib.suppress(ValueError):
+                homing.last_homed = datetime.fromisoformat(saved["last_homed"])
+
+    @property
+    def saved(self) -> dict[str, Any]:
+        return self.store.get(self.name)
+
+    @property
+    def homed(self) -> bool:
+        return self.homing.state is HomingState.HOMED
+
+    @property
+    def last_homed(self) -> str:
+        last = self.homing.last_homed
+        return last.isoformat(timespec="seconds") if last else self.saved.get("last_homed", "")
+
+    def remember(self, state: HomingState, status: MotorStatus | None) -> bool:
+        """Write what this state means for the next run; True if Homed may have changed.
+        status: the motor as the update found it (None: no motor client)."""
+        if state is self._remembered:
+            return False
+        self._remembered = state
+        if state is HomingState.SEEKING and status is not None:
+            # reported before the limits are touched: an IOC killed meanwhile restores them
+            self.store.record(self.name, False, limits=(status.dllm, status.dhlm))
+        elif state in (HomingState.FAILED, HomingState.ABORTED):
+            self.store.record(self.name, False, limits=None)
+        elif state is HomingState.HOMED and status is not None:
+            self.store.record(self.name, True, self.last_homed or None, limits=None,
+                              calibration=Calibration.of(status))
+        elif state is HomingState.NOT_HOMED:  # a saved homing that no longer holds
+            self.store.forget_homed(self.name)
+        else:
+            return False
+        return True
+
+    def confirm(self, status: MotorStatus) -> None:
+        """Homed only while the record shows the calibration its homing left: checked
+        when the motor connects (at start-up and after its IOC came back). Nothing moves
+        either way."""
+        saved = self.saved
+        if not saved.get("homed") or self.homing.busy:
+            return
+        reason = calibration.doubt(self.store.calibration(self.name), status)
+        if reason is None:
+            self.homing.restore(True, saved.get("last_homed"), why=(
+                "homed: its calibration still holds (OFF, DIR, MRES and the controller"
+                " position are as the homing left them)"))
+        else:
+            self.homing.restore(False, why=f"{reason}; home it again")
+
+    def track(self, status: MotorStatus) -> None:
+        """Every motor update: a (re)connection is a moment to doubt the calibration (its
+        IOC or controller may have restarted); a homed motor coming to rest is where it
+        must be found next time."""
+        before, self._last_status = self._last_status, status
+        if status.connected and not before.connected:
+            if not (self.connecting or self.homing.busy):
+                self.confirm(status)
+        elif status.connected and status.dmov and self.homed:
+            # every update at rest, busy or not: the DRBV monitor may come after DMOV=1
+            # and even after HOMED, while the homing task is still ending
+            self.store.note_rest(self.name, status.drbv, calibration.resolution(status))
+
+    async def restore_interrupted_limits(self, motor: LimitedMotor) -> None:
+        """A homing was cut short by the IOC stopping: put back the dial soft limits it
+        had disabled (the motor does not move)."""
+        limits = self.saved.get("limits_before_homing")
+        if not limits:
+            return
+        try:
+            await motor.set_dial_limits(*limits)
+        except Exception as error:  # noqa: BLE001 - shown; the entry stays for next time
+            self._say(f"soft limits left disabled by an interrupted homing could not be "
+                      f"restored: {error}", True)
+            return
+        self.store.record(self.name, False, limits=None)
+        self._say(f"soft limits DLLM={limits[0]:g} DHLM={limits[1]:g} restored: a homing "
+                  "was interrupted when the IOC stopped; home this motor again", False)
+
+
+class LimitedMotor(Protocol):
+    async def set_dial_limits(self, dllm: float, dhlm: float) -> None: ...

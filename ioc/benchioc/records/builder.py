@@ -1,12 +1,13 @@
-"""Turn PV spec entries (pvs.py) into pythonSoftIOC records.
+"""Turn PV spec entries (spec.py) into pythonSoftIOC records.
 
-Kept apart from ioc.py so that the record shapes (fields, lengths, options) are decided
-in one place for the served IOC and for the db/ snapshot alike.
+The record shapes (fields, lengths, options) are decided here, in one place, for the
+served IOC and for the db/ snapshot alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from ctypes import addressof, c_char
 from typing import Any
@@ -15,7 +16,7 @@ from softioc import alarm, builder
 from softioc import fields as dbf
 from softioc.imports import db_put_field_process
 
-from .spec import Kind, Pv
+from .spec import Command, Kind, Pv
 
 # Access security group of every writable record; configs/bench.acf names who may write.
 WRITE_ASG = "BENCH_WRITE"
@@ -88,6 +89,7 @@ def make_record(
 REPLAY_GUARD_S = 0.02
 PACT_POLL_S = 0.002
 _disp_generation: dict[str, int] = {}
+_pending: set[asyncio.Task] = set()
 
 
 def set_put_disabled(record, disabled: bool) -> None:
@@ -106,7 +108,9 @@ def set_put_disabled(record, disabled: bool) -> None:
         # refused outright, none is held for a replay, so accept at once
         _write_disp(record.name, False)
         return
-    asyncio.get_running_loop().create_task(_accept_when_done(record, generation))
+    task = asyncio.get_running_loop().create_task(_accept_when_done(record, generation))
+    _pending.add(task)  # held until it ends (a task nobody holds can be collected)
+    task.add_done_callback(_pending.discard)
 
 
 async def _accept_when_done(record, generation: int) -> None:
@@ -156,3 +160,17 @@ def use_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 def message_severity(error: bool) -> int:
     return alarm.MAJOR_ALARM if error else alarm.NO_ALARM
+
+
+def command_handler(target: object, command: Command) -> Callable:
+    """The put handler of an Action whose spec entry says `binds=Command(verb, direction)`:
+    it runs `target.<verb>(direction)` (the scope's binding), awaited if it is async."""
+    action = getattr(target, command.verb)
+    args = () if command.direction is None else (command.direction,)
+
+    async def on_update(_value: Any) -> None:
+        result = action(*args)
+        if inspect.isawaitable(result):
+            await result
+
+    return on_update

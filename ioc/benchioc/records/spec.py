@@ -95,6 +95,7 @@ class Command:
 class MotorField:
     field: str  # a MotorStatus field; shown as is (bool records: 0/1)
     inverted: bool = False  # DMOV shown as Moving
+    throttled: bool = False  # a moving readback: at most POSITION_RATE_HZ updates a second
 
 
 @dataclass(frozen=True)
@@ -228,8 +229,8 @@ class MotorRecords(Records, scope=Scope.MOTOR):
     LastHomed = Pv(Kind.STRING_IN, "Time of the last successful homing",
                    binds=Published("last_homed"))
     # mirrors of the motor record
-    Position = Pv(Kind.AI, "Motor readback (RBV)", group="Motor", binds=MotorField("rbv"),
-                  prec=3)
+    Position = Pv(Kind.AI, "Motor readback (RBV)", group="Motor",
+                  binds=MotorField("rbv", throttled=True), prec=3)
     Moving = Pv(Kind.BI, "Motor moving (not DMOV)", group="Motor",
                 binds=MotorField("dmov", inverted=True), labels=NO_YES)
     HighLimitSwitch = Pv(Kind.BI, "High limit switch (HLS)", group="Motor",

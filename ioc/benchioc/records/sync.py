@@ -1,37 +1,48 @@
-"""The `$(P)Sync:` records, bound to the SyncController (detector-synchronised scans).
+"""The records of detector-synchronised scans (`SyncRecords`), bound to the
+SyncController: settings in (`ScanSetting`), preview and progress out (`Published`).
 
-Only binding: the scan procedures live in sync/, the record shapes in pvs.py/records.py.
+Only binding: the scan procedures live in engines/sync/, the record shapes in spec.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy
-from softioc import alarm
 
+from ..clients.motor import EpicsMotor
+from ..engines.lease import Holder
 from ..engines.sync import Preview, ScanRefused, ScanSettings, ScanState, ScanUpdate, SyncController
-from .builder import message_severity, set_put_disabled
-from .spec import SYNC_PVS, Scope
+from .builder import command_handler, set_put_disabled
+from .messages import Level, MessageBoard
+from .spec import Command, Kind, Published, Pv, ScanSetting, SyncRecords
 
 if TYPE_CHECKING:
-    from .ioc import Bench
+    from .bench import Bench
 
 log = logging.getLogger(__name__)
 
-# setting record -> ScanSettings field
-SETTINGS = {
-    "Mode": "mode", "Motor": "motor", "Start": "start", "End": "end",
-    "NumPoints": "num_points", "FramesPerPoint": "frames_per_point",
-    "Exposure": "exposure", "Period": "period", "SettleTime": "settle_time",
-    "RequireHomed": "require_homed",
-}
+SETTINGS = tuple(pv for pv in SyncRecords.all() if isinstance(pv.binds, ScanSetting))
+# How a record's value becomes the setting's type (mode: the mbb index, an int)
+_DEFAULTS = ScanSettings()
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "mode": int, "motor": str, "num_points": int, "frames_per_point": int,
-    "require_homed": bool,
+    field.name: (int if isinstance(getattr(_DEFAULTS, field.name), int) else
+                 type(getattr(_DEFAULTS, field.name)))
+    for field in dataclasses.fields(ScanSettings)
 }
+_CONVERT["require_homed"] = bool
+
+# A scan holds its motor's lease; a homing or a config put refused by it says how to free it
+SCAN_HOLDER = Holder("a scan", "is being scanned",
+                     f"abort the scan first ({SyncRecords.Abort.full_name('')})")
+
+
+def _setting(pv: Pv) -> str:
+    assert isinstance(pv.binds, ScanSetting)
+    return pv.binds.field
 
 
 class SyncBinding:
@@ -40,53 +51,77 @@ class SyncBinding:
     def __init__(self, bench: Bench) -> None:
         self.bench = bench
         self.controller: SyncController | None = None
-        self.scanning_motor: str | None = None  # the motor a running scan owns
+        self.board: MessageBoard | None = None
 
-    def rec(self, name: str):
-        return self.bench.record(Scope.SYNC, name)
+    def rec(self, pv: Pv) -> Any:
+        return self.bench.record(pv)
 
     def build(self) -> None:
         defaults = ScanSettings(motor=next(iter(self.bench.config.motors), ""))
-        handlers: dict[str, dict[str, Callable]] = {
-            record: {"on_update": self._setting_put(field)} for record, field in SETTINGS.items()
-        }
-        handlers["Run"] = {"on_update": self._run}
-        handlers["Abort"] = {"on_update": self._abort}
-        initial = {record: _record_value(getattr(defaults, field))
-                   for record, field in SETTINGS.items()}
-        for pv in SYNC_PVS:
-            self.bench.add_record(pv, Scope.SYNC, initial=initial.get(pv.name),
-                                  **handlers.get(pv.name, {}))
+        for pv in SyncRecords.all():
+            initial = None
+            if isinstance(pv.binds, ScanSetting):
+                initial = _record_value(getattr(defaults, pv.binds.field))
+            self.bench.add_record(pv, initial=initial, **self._handlers(pv))
+        self.board = MessageBoard(self.rec(SyncRecords.Message), SyncRecords.Message,
+                                  "sync: ")
+
+    def _handlers(self, pv: Pv) -> dict[str, Callable]:
+        if isinstance(pv.binds, Command):
+            return {"on_update": command_handler(self, pv.binds)}
+        if isinstance(pv.binds, ScanSetting):
+            return {"on_update": self._setting_put(pv.binds.field)}
+        return {}
 
     def start(self, controller: SyncController) -> None:
         self.controller = controller
-        controller.update(**self._settings_from_records())
+        controller.update(**{_setting(pv): _CONVERT[_setting(pv)](self.rec(pv).get())
+                             for pv in SETTINGS})
         controller.subscribe(self._on_update)
         # The preview says whether the camera (and, for Fly, the box) answers: follow them.
         controller.watch_devices(self.refresh_preview)
         self.show_preview(controller.preview())
 
-    def _settings_from_records(self) -> dict[str, Any]:
-        return {field: _CONVERT.get(field, float)(self.rec(record).get())
-                for record, field in SETTINGS.items()}
+    def replace_motor(self, name: str, motor: EpicsMotor) -> None:
+        if self.controller is not None:
+            from ..clients.scan import EpicsMotorSync
 
-    def message(self, text: str, error: bool = False, warning: bool = False) -> None:
-        """error: a refusal or failure (MAJOR); warning: the settings are not ready to
-        run yet, which is normal while someone types them (MINOR)."""
-        severity = message_severity(error) if error or not warning else alarm.MINOR_ALARM
-        log.log(logging.WARNING if error else logging.INFO, "sync: %s", text)
-        self.rec("Message").set(text[:511], severity=severity,
-                                alarm=alarm.STATE_ALARM if severity else alarm.NO_ALARM)
+            self.controller.motors[name] = EpicsMotorSync(motor)
 
-    # --- handlers ----------------------------------------------------------------------
-    def _setting_put(self, field: str):
+    @property
+    def message_board(self) -> MessageBoard:
+        assert self.board is not None, "records not built"
+        return self.board
+
+    def say(self, text: str, level: Level = Level.INFO) -> None:
+        self.message_board.say(text, level)
+
+    def publish(self, values: Any) -> None:
+        """Show every Published field that `values` (ScanUpdate, Preview) carries; the
+        Message goes through the board."""
+        for pv in SyncRecords.all():
+            if not isinstance(pv.binds, Published) or pv is SyncRecords.Message:
+                continue
+            if not hasattr(values, pv.binds.field):
+                continue
+            value = getattr(values, pv.binds.field)
+            if pv.kind is Kind.WAVEFORM_IN:
+                value = numpy.asarray(value, dtype=pv.dtype)
+            elif isinstance(value, str):
+                value = value[: pv.text_length]
+            elif isinstance(value, bool | ScanState):
+                value = int(value)
+            self.rec(pv).set(value)
+
+    # --- puts ----------------------------------------------------------------------------
+    def _setting_put(self, field: str) -> Callable[[Any], None]:
         def put(value: Any) -> None:
             if self.controller is None:
                 return
             try:
-                preview = self.controller.update(**{field: _CONVERT.get(field, float)(value)})
+                preview = self.controller.update(**{field: _CONVERT[field](value)})
             except (ValueError, TypeError) as error:
-                self.message(f"{field} = {value!r} refused: {error}", error=True)
+                self.say(f"{field} = {value!r} refused: {error}", Level.ERROR)
                 return
             self.show_preview(preview)
 
@@ -97,65 +132,41 @@ class SyncBinding:
             self.show_preview(self.controller.preview())
 
     def show_preview(self, preview: Preview) -> None:
-        self.rec("Velocity").set(preview.velocity)
-        self.rec("RunUp").set(preview.run_up)
-        self.rec("EstimatedTime").set(preview.estimated_time)
+        self.publish(preview)
         if not self.controller or not self.controller.busy:
             text = preview.message or ("ready: estimated "
                                        f"{preview.estimated_time:.1f} s")
             text = text if preview.ok else f"not ready: {text}"
-            if text != self.rec("Message").get():
-                self.message(text, warning=not preview.ok)
+            if text != self.message_board.text:
+                self.say(text, Level.INFO if preview.ok else Level.NOT_READY)
 
-    async def _run(self, _value: Any) -> None:
+    # --- commands (Command verbs of SyncRecords) -----------------------------------------
+    async def run(self) -> None:
         if self.controller is None:
             return
-        motor = self.controller.settings.motor
-        binding = self.bench.motors.get(motor)
-        if binding is not None and binding.homing is not None and binding.homing.busy:
-            # one owner per motor: a scan would fight the homing's jog and moves
-            self.message(f"scan refused: motor {motor} is homing; wait for it to end or "
-                         "abort it", error=True)
-            return
-        set_put_disabled(self.rec("Run"), True)
-        self.scanning_motor = motor
+        set_put_disabled(self.rec(SyncRecords.Run), True)
         try:
             await self.controller.run()
         except ScanRefused as refusal:
-            self.message(f"scan refused: {refusal}", error=True)
+            self.say(f"scan refused: {refusal}", Level.ERROR)
         except Exception as error:  # noqa: BLE001 - shown on Message, the IOC carries on
             log.exception("scan ended with an error")
-            self.message(f"scan failed: {error}", error=True)
+            self.say(f"scan failed: {error}", Level.ERROR)
         finally:
-            self.scanning_motor = None
-            set_put_disabled(self.rec("Run"), False)
-            self.bench.update_summary()  # e.g. a restart that waited for the scan
+            set_put_disabled(self.rec(SyncRecords.Run), False)
 
-    def _abort(self, _value: Any) -> None:
+    def abort(self) -> None:
         if self.controller is not None:
             self.controller.abort()
 
+    # --- what the engine reports ----------------------------------------------------------
     def _on_update(self, update: ScanUpdate) -> None:
-        self.rec("State").set(int(update.state))
-        self.rec("Busy").set(int(update.busy))
-        for record, value in (("Point", update.point),
-                              ("FramesAcquired", update.frames_acquired),
-                              ("MissedFrames", update.missed_frames),
-                              ("Progress", update.progress),
-                              ("NumValid", update.num_valid)):
-            self.rec(record).set(value)
-        for record, values, dtype in (("Positions", update.positions, "float64"),
-                                      ("SetPositions", update.set_positions, "float64"),
-                                      ("Timestamps", update.timestamps, "float64"),
-                                      ("FrameNumbers", update.frame_numbers, "int32")):
-            self.rec(record).set(numpy.asarray(values, dtype=dtype))
-        self.rec("DataFile").set(update.data_file[:1023])
-        self.rec("ScanId").set(update.scan_id[:511])
+        self.publish(update)
         # Every frame publishes an update carrying the same text: post (and log) the
         # Message only when it says something new.
-        if update.message and update.message != self.rec("Message").get():
+        if update.message and update.message != self.message_board.text:
             failed = update.state is ScanState.FAILED or update.message.startswith("refused")
-            self.message(update.message, error=failed)
+            self.say(update.message, Level.ERROR if failed else Level.INFO)
 
 
 def _record_value(value: Any) -> Any:

@@ -90,10 +90,10 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
         print(f"bench-ioc: {cfg_error_text(error)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
-    from ..records import ioc  # imports softioc: only once the arguments are known good
+    from ..records import serve as serving  # imports softioc: only once the arguments are good
 
     if args.write_db:
-        ioc.write_db(doc, prefix, Path(args.write_db))
+        serving.write_db(doc, prefix, Path(args.write_db))
         return
     try:
         owned = ownership.claim(doc.path, prefix)  # held until the process ends
@@ -101,13 +101,13 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
         print(f"bench-ioc: {error}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     # From here on a SIGINT/SIGTERM is kept and ends the IOC in order, the sim included.
-    quit_signal = ioc.QuitSignal()
+    quit_signal = serving.QuitSignal()
     sim = _start_sim(doc, args) if args.sim else None
     if not args.sim:
         _apply_server_ports(args)
     restart_args = _restart_argv(args)
 
-    def on_ready(bench: ioc.Bench) -> None:
+    def on_ready(bench: serving.Bench) -> None:
         port = os.environ.get("EPICS_CAS_SERVER_PORT", "5064")
         ports = [port] + ([str(sim.port)] if sim else [])
         print(f"bench-ioc ready prefix={prefix} port={port} "
@@ -133,7 +133,7 @@ def bench_ioc_main(argv: list[str] | None = None) -> None:
         os.execv(sys.executable, [sys.executable, "-m", "benchioc.tools.cli", *restart_args])
 
     try:
-        ioc.serve(doc, ioc.ServeOptions(prefix=prefix, on_ready=on_ready,
+        serving.serve(doc, serving.ServeOptions(prefix=prefix, on_ready=on_ready,
                                         on_restart=on_restart, acf=acf,
                                         quit_signal=quit_signal))
     finally:

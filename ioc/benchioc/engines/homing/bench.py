@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..lease import HOMING, MotorInUse, MotorLeases
 from ..motormodel import Direction, MotorError
 from .procedure import home
 from .settings import (
@@ -26,11 +27,13 @@ class MotorHoming:
     """Homing controller of one motor: the object the IOC records and the CLI bind to."""
 
     def __init__(
-        self, motor: HomingMotor, settings_provider: Callable[[], HomingSettings]
+        self, motor: HomingMotor, settings_provider: Callable[[], HomingSettings],
+        leases: MotorLeases | None = None,
     ) -> None:
         self.motor = motor
         self.name = motor.name
         self._settings_provider = settings_provider
+        self.leases = leases or MotorLeases()  # shared with scans in the IOC
         self.state = HomingState.NOT_HOMED
         self.progress = 0.0
         self.message = f"{motor.name}: not homed"
@@ -88,9 +91,19 @@ class MotorHoming:
     async def home(self, direction: Direction) -> bool:
         """Home the motor; True if it ended HOMED, False if it failed or was aborted.
 
-        Raises HomingBusy if this motor is already homing (refused, never queued)."""
+        Raises HomingBusy if this motor is already homing or another owner (a scan) moves
+        it (refused, never queued)."""
         if self.busy:
             raise HomingBusy(f"motor {self.name} is already homing; abort it first")
+        try:
+            lease = self.leases.take(self.name, HOMING)
+        except MotorInUse as taken:
+            raise HomingBusy(f"{self.name}: homing refused: {taken.holder.description} is "
+                             f"moving this motor; {taken.holder.release}") from None
+        with lease:
+            return await self._home_held(direction)
+
+    async def _home_held(self, direction: Direction) -> bool:
         try:
             settings = self._settings_provider()
         except Exception as error:  # e.g. a config file that no longer validates
@@ -136,9 +149,11 @@ class BenchUpdate:
 class BenchHoming:
     """Homing of every configured motor at once (or max_parallel at a time)."""
 
-    def __init__(self, motors: dict[str, MotorHoming], max_parallel: int = 0) -> None:
+    def __init__(self, motors: dict[str, MotorHoming], max_parallel: int = 0,
+                 leases: MotorLeases | None = None) -> None:
         self.motors = dict(motors)
         self.max_parallel = max_parallel
+        self.leases = leases or MotorLeases()
         self.message = "idle"
         self._running = False
         self._abort_requested = False
@@ -180,6 +195,11 @@ class BenchHoming:
             raise HomingBusy(
                 f"homing already running ({', '.join(busy) or 'all motors'}); abort it first"
             )
+        held = self.leases.first_held(self.motors)
+        if held is not None:
+            motor, holder = held
+            raise HomingBusy(f"home all refused: {holder.description} is moving motor "
+                             f"{motor}; {holder.release}")
         if not self.motors:
             self._set_message("no motors configured: nothing to home")
             return {}

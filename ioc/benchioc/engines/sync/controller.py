@@ -19,6 +19,7 @@ from typing import Any
 
 from ... import __version__
 from ...data import nexus as datafile
+from ..lease import Holder, Lease, MotorInUse, MotorLeases
 from .devices import Camera, DeviceError, SyncMotor, TriggerBox
 from .engines import ScanContext, ScanFailed, Tally, run_scan
 from .model import (
@@ -102,6 +103,9 @@ class _Run:
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now().astimezone())
 
 
+SCAN = Holder("a scan", "is being scanned", "abort the scan first")
+
+
 class SyncController:
     """Settings, preview, run, abort and updates of detector-synchronised scans."""
 
@@ -113,6 +117,8 @@ class SyncController:
         box: TriggerBox | None,
         data: DataTarget,
         is_homed: Callable[[str], bool] = lambda name: False,
+        leases: MotorLeases | None = None,
+        lease_holder: Holder = SCAN,
         readout_time: float | None = None,
         bench_config: Mapping[str, Any] | None = None,
         program_version: str = __version__,
@@ -122,6 +128,8 @@ class SyncController:
         self.box = box
         self.data = data
         self.is_homed = is_homed
+        self.leases = leases or MotorLeases()  # shared with homing in the IOC
+        self.lease_holder = lease_holder
         self._readout_time = readout_time
         self.bench_config = dict(bench_config or {})
         self.program_version = program_version
@@ -281,6 +289,7 @@ class SyncController:
             raise ScanRefused("a scan is already running; abort it first")
         try:
             plan = self._plan()
+            lease = self._take_motor(plan.settings.motor)
         except ScanRefused as refusal:
             self._publish(message=f"refused: {refusal}")
             raise
@@ -304,6 +313,13 @@ class SyncController:
                 raise
         finally:
             self._run = None
+            lease.release()
+
+    def _take_motor(self, motor: str) -> Lease:
+        try:
+            return self.leases.take(motor, self.lease_holder)
+        except MotorInUse as taken:
+            raise ScanRefused(f"motor {taken}") from None
 
     def abort(self) -> None:
         """Stop the running scan: the motor stops, the box is disarmed, the camera stops
