@@ -48,13 +48,41 @@ def _finite(value: float, info) -> float:
     return value
 
 
+HOMING_METHODS = {
+    "limit": "two-speed homing onto the hard limit switch",
+    "home_switch": "the controller's own home routine, HOMF/HOMR at HVEL",
+}
+
+
 class MotorConfig(_Strict):
     pv_root: str
     lo_lim: float
     hi_lim: float
     center: float
+    # How the motor is homed (DESIGN.md "Homing"); a seed entry without it homes on its
+    # limit switch. home_position: what the position reads on the controller's home
+    # mark after a home_switch homing (absent: 0); only for home_switch.
+    method: Literal["limit", "home_switch"] = "limit"
+    home_position: float | None = None
 
     _finite = field_validator("lo_lim", "hi_lim", "center")(_finite)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _known_method(cls, value: Any) -> Any:
+        choices = "; ".join(f"{name} ({what})" for name, what in HOMING_METHODS.items())
+        if value is None or value == "":
+            raise ValueError(f"no homing method given: use {choices}")
+        if value not in HOMING_METHODS:
+            raise ValueError(f"{value!r} is not a homing method: use {choices}")
+        return value
+
+    @field_validator("home_position")
+    @classmethod
+    def _finite_home(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, not {value}")
+        return value
 
     @field_validator("pv_root")
     @classmethod
@@ -76,6 +104,11 @@ class MotorConfig(_Strict):
             raise ValueError(
                 f"center ({self.center:g}) must lie between lo_lim ({self.lo_lim:g})"
                 f" and hi_lim ({self.hi_lim:g})"
+            )
+        if self.method == "limit" and self.home_position is not None:
+            raise ValueError(
+                f"home_position ({self.home_position:g}) is used only with method:"
+                f" home_switch; this motor homes on its limit switch (method: limit)"
             )
         return self
 
@@ -147,11 +180,24 @@ class SimMotorConfig(_Strict):
     # at Enable and CNEN=Disable refuses motion. Without it (motorSim, steppers) CNEN
     # starts at Disable and motion works regardless, as on the genuine record.
     gain_support: bool = False
+    # Homing: the controller's home mark (motorSim's home switch, dial 0 by default),
+    # and how far back inside a tripped limit switch the axis must go for it to release.
+    home: float = 0.0
+    switch_hysteresis: float = Field(0.0, ge=0)
+
+    _finite = field_validator("home", "switch_hysteresis")(_finite)
 
     @model_validator(mode="after")
     def _switches_ordered(self) -> SimMotorConfig:
         if not self.low_switch < self.high_switch:
             raise ValueError("low_switch must be less than high_switch")
+        # (a home left at its default may lie outside: like motorSim's, never found)
+        if "home" in self.model_fields_set and not self.low_switch < self.home < self.high_switch:
+            raise ValueError(f"home ({self.home:g}) must lie between low_switch"
+                             f" ({self.low_switch:g}) and high_switch ({self.high_switch:g})")
+        if not self.switch_hysteresis < self.high_switch - self.low_switch:
+            raise ValueError(f"switch_hysteresis ({self.switch_hysteresis:g}) must be less"
+                             f" than the distance between the switches")
         return self
 
 

@@ -55,6 +55,25 @@ def broken_files(repo_root: Path) -> dict[str, tuple[str, bytes, str]]:
             {"motors": {"A\n": GOOD_JSON["motors"]["A"]}}).encode(), "motor name"),
         "newline_in_prefix": ("bench.yaml", yaml_text.replace(
             'prefix: "BENCH:"', 'prefix: "BENCH:\\n"').encode(), "ioc.prefix"),
+        # homing methods (DESIGN.md "Homing": limit, or the controller's home_switch)
+        "unknown_method": ("bench.json", json.dumps(
+            {"motors": {"A": {**GOOD_JSON["motors"]["A"], "method": "homeswitch"}}}).encode(),
+            "motors.A.method: 'homeswitch' is not a homing method: use limit"),
+        "empty_method": ("bench.yaml", yaml_text.replace(
+            "center: 0}", "center: 0, method: }", 1).encode(),
+            "motors.A.method: no homing method given: use limit"),
+        "home_position_for_limit": ("bench.json", json.dumps(
+            {"motors": {"A": {**GOOD_JSON["motors"]["A"], "home_position": 5}}}).encode(),
+            "motors.A: home_position (5) is used only with method: home_switch"),
+        "bad_home_position": ("bench.yaml", yaml_text.replace(
+            "center: 0}", "center: 0, method: home_switch, home_position: .nan}", 1).encode(),
+            "motors.A.home_position: must be a finite number"),
+        "sim_home_beyond_switches": ("bench.yaml", yaml_text.replace(
+            "start: 5.0,", "start: 5.0, home: 99,", 1).encode(),
+            "sim.motors.A: home (99) must lie between low_switch (-45.3) and high_switch"),
+        "negative_hysteresis": ("bench.yaml", yaml_text.replace(
+            "start: 5.0,", "start: 5.0, switch_hysteresis: -0.1,", 1).encode(),
+            "sim.motors.A.switch_hysteresis: Input should be greater than or equal to 0"),
     }
 
 
@@ -118,3 +137,23 @@ def test_installed_bench_ioc_exits_2_on_a_broken_file(tmp_path):
 def test_pv_root_must_be_a_whole_pv_name(value):
     with pytest.raises(cfg.ConfigError, match="pv_root"):
         cfg.motor_config({**GOOD_JSON["motors"]["A"], "pv_root": value}, "motor A")
+
+
+def test_the_seed_format_without_a_method_homes_on_the_limit_switch(repo_root):
+    """configs/motion_box.json (the seed's format, no method keys) and bench.yaml: every
+    motor homes with method limit; a home_switch entry keeps its keys on save."""
+    for name in ("motion_box.json", "bench.yaml", "genuine.yaml"):
+        document = cfg.load(repo_root / "configs" / name)
+        assert {m.method for m in document.config.motors.values()} == {"limit"}, name
+        assert all(m.home_position is None for m in document.config.motors.values())
+
+
+def test_a_home_switch_entry_survives_an_edit(tmp_path):
+    path = tmp_path / "bench.json"
+    entry = {**GOOD_JSON["motors"]["A"], "method": "home_switch", "home_position": 1.5}
+    path.write_text(json.dumps({**GOOD_JSON, "motors": {"A": entry}}, indent=4))
+    document = cfg.load(path)
+    document.update_motor_field("A", "hi_lim", 35)
+    document.save()
+    saved = json.loads(path.read_text())["motors"]["A"]
+    assert saved == {**entry, "hi_lim": 35}

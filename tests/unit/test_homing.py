@@ -1,4 +1,5 @@
-"""The homing procedure against a fake motor record on a virtual clock."""
+"""The homing procedure against a fake motor record (the simulated bench's MotorSim) on
+a virtual clock."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from benchioc.engines.homing import (
     home,
 )
 from benchioc.engines.motormodel import Direction, MotorError
-from benchioc.facts.motorrecord import Msta
+from benchioc.facts.motorrecord import Msta, Spmg
 
 HI, LO = Direction.HI, Direction.LO
 SWITCH_READS = {HI: 40.5, LO: -40.5}  # hi_lim + tolerance, lo_lim - tolerance
@@ -93,9 +94,9 @@ def test_homing_calibrates_the_settled_switch_position(direction: Direction) -> 
 
 
 def test_calibration_does_not_depend_on_the_jog_speed() -> None:
-    """The fake stops past the switch by a distance that grows with speed (as a real
-    stage does); the calibration is taken after the slow second approach, so homing at
-    5, 10 or 15 mm/s puts the switch at the same dial position."""
+    """The sim stops past the switch by a distance that grows with speed (as a real
+    stage does: speed x 0.04 s); the calibration is taken after the slow second approach,
+    so homing at 5, 10 or 20 mm/s puts the switch at the same dial position."""
 
     async def home_at(jvel: float) -> tuple[float, float]:
         motor = FakeMotor(physics=FakePhysics(jvel=jvel))
@@ -109,14 +110,14 @@ def test_calibration_does_not_depend_on_the_jog_speed() -> None:
         return first_stops[0], calibrated[0]
 
     async def scenario() -> None:
-        # (not faster: at 20 mm/s the fake would run into its mechanical end)
-        stops = [await home_at(jvel) for jvel in (5.0, 10.0, 15.0)]
+        stops = [await home_at(jvel) for jvel in (5.0, 10.0, 20.0)]
         first = [stop for stop, _ in stops]
         final = [dial for _, dial in stops]
-        assert max(first) - min(first) > 0.3  # at jog speed the stop moves with the speed
-        # after the creep it does not, within what the creep covers in one tick of the
-        # fake's physics (its readback period)
-        assert max(final) - min(final) <= 1.0 * FakePhysics().tick + 1e-9
+        assert max(first) - min(first) > 0.5  # at jog speed the stop moves with the speed
+        # after the creep it does not: the same readback, to the motor step (the sim sees
+        # the trip where it happens; over CA a readback period adds creep x period, see
+        # tests/integration/test_homing_speed_ca.py)
+        assert max(final) - min(final) <= FakePhysics().mres + 1e-9
 
     run_virtual(scenario())
 
@@ -136,19 +137,32 @@ def test_homing_backs_off_and_approaches_again_at_the_creep_speed() -> None:
     run_virtual(scenario())
 
 
+def backoff_moves(motor: FakeMotor) -> list[str]:
+    first_jog = motor.calls.index("JOGF=1")
+    creep = motor.calls.index("JVEL=1")
+    return [c for c in motor.calls[first_jog:creep] if c.startswith("VAL=")]
+
+
 def test_backing_off_doubles_until_the_switch_releases() -> None:
-    """The trip is seen a tick after the switch engaged; a back-off too short to leave it
-    is doubled until the switch releases, and a switch that never does fails in words."""
+    """A switch with hysteresis releases only well back from where it tripped: a
+    back-off too short to leave it is doubled until it releases (0.01, 0.02, 0.04, 0.08
+    mm for 0.05 mm of hysteresis), and a switch that never does fails in words."""
 
     async def scenario() -> None:
+        motor = FakeMotor(physics=FakePhysics(switch_hysteresis=0.05))
+        recorder, error = await run_home(motor, HI, make_settings(backoff=0.01))
+        assert error is None, error
+        # from the trip (the switch at dial 44, user 47 before calibration)
+        assert backoff_moves(motor) == ["VAL=46.99", "VAL=46.98", "VAL=46.96", "VAL=46.92"]
+        assert sum("A: off the high limit switch at" in u.message
+                   for u in recorder.updates) == 1
+        # without hysteresis the switch releases as soon as the axis is back past the
+        # trip: one back-off
         motor = FakeMotor()
         _, error = await run_home(motor, HI, make_settings(backoff=0.01))
         assert error is None, error
-        first_jog = motor.calls.index("JOGF=1")
-        creep = motor.calls.index("JVEL=1")
-        backoffs = [c for c in motor.calls[first_jog:creep] if c.startswith("VAL=")]
-        assert len(backoffs) > 1
-        motor = FakeMotor()
+        assert len(backoff_moves(motor)) == 1
+        motor = FakeMotor(physics=FakePhysics(switch_hysteresis=0.05))
         _, error = await run_home(motor, HI, make_settings(backoff=1e-4))
         assert error is not None and "the high limit switch is still active at" in str(error)
         assert "set homing.backoff above the switch's hysteresis" in str(error)
@@ -214,7 +228,8 @@ def test_homing_takes_the_time_the_travel_needs() -> None:
         start = loop.time()
         _, error = await run_home(FakeMotor())
         assert error is None
-        # 39 mm at 10 mm/s to the switch, 0.3 s settling, ~41 mm back at 10 mm/s.
+        # 39 mm at 10 mm/s to the switch (4.0 s with the ramp), 0.08 s stop, back off
+        # and 0.5 mm again at 1 mm/s (~1 s), 40.5 mm back at 10 mm/s (4.25 s): ~9.3 s.
         assert 8.0 < loop.time() - start < 10.0
 
     run_virtual(scenario())
@@ -376,12 +391,17 @@ def test_stop_early_is_reported_as_stopping_before_the_switch() -> None:
 
 
 def test_broken_switch_ends_as_a_stall_at_the_mechanical_end() -> None:
+    """The sim's servo stalls against the hard stop and reports it (SLIP_STALL); one that
+    does not report it is caught by the stall watch (the "stall" fault above)."""
+
     async def scenario() -> None:
         motor = FakeMotor()
         motor.faults.broken_switches.add(HI)
         _, error = await run_home(motor)
         end = motor.user(motor.p.high_switch + motor.p.hard_stop)
-        assert str(error).startswith(f"A: motor stalled at {end:.3f} mm")
+        assert str(error).startswith(
+            "A: motor slipped or stalled: MSTA SLIP_STALL bit set (while seeking the high"
+            f" limit switch, at {end:.3f} mm)")
         await wait_stopped(motor)
         assert (motor.dllm, motor.dhlm) == ORIGINAL_DIAL_LIMITS
 
@@ -439,6 +459,22 @@ def test_fault_while_centering_fails_and_stops() -> None:
     run_virtual(scenario())
 
 
+def test_an_amplifier_fault_that_ends_the_move_to_center_is_the_reason_given() -> None:
+    """The sim's amplifier fault halts the axis and the record is done at once: the
+    put-callback of the move completes before the MSTA monitor with PROBLEM arrives. The
+    failure names the fault, not the position the move was cut short at."""
+
+    async def scenario() -> None:
+        motor = FakeMotor()
+        motor.hooks["HLM"] = lambda: motor.faults.at_position.append(("amp", 20.0))
+        recorder, error = await run_home(motor)
+        assert str(error).startswith(
+            "A: amplifier fault: MSTA PROBLEM bit set (while moving to center, at")
+        assert recorder.last.state is HomingState.FAILED
+
+    run_virtual(scenario())
+
+
 def test_a_motor_that_ignores_stop_still_ends_the_homing() -> None:
     async def scenario() -> None:
         motor = FakeMotor()
@@ -456,9 +492,8 @@ def test_cnen_disabled_homes_when_the_driver_has_no_closed_loop() -> None:
     GAIN_SUPPORT clear) move regardless, so homing must not refuse them."""
 
     async def scenario() -> None:
-        motor = FakeMotor()
-        motor.cnen = False
-        motor.publish_now()
+        motor = FakeMotor()  # the sim, like motorSim, starts at CNEN=Disable
+        assert not motor.status.cnen and not motor.status.gain_support
         recorder, error = await run_home(motor)
         assert error is None, error
         assert recorder.last.state is HomingState.HOMED
@@ -525,23 +560,23 @@ PREFLIGHT = [
 def test_preflight_refuses_without_touching_the_motor(problem: str, message: str) -> None:
     async def scenario() -> None:
         motor = FakeMotor()
+        physics = motor.physics
         if problem == "problem":
             motor.extra_msta |= Msta.PROBLEM
         elif problem == "comm":
             motor.extra_msta |= Msta.COMM_ERR
         elif problem == "both":
-            motor.p.low_switch, motor.p.high_switch = 10.0, 0.0
+            physics.low_switch, physics.high_switch = 10.0, 0.0
         elif problem == "spmg":
-            motor.spmg = 0
+            physics.spmg = Spmg.STOP
         elif problem == "cnen":
-            motor.cnen = False
-            motor.extra_msta |= Msta.GAIN_SUPPORT
+            physics.gain_support, physics.cnen = True, 0  # a servo, its loop off
         elif problem == "moving":
-            motor.dmov = False
+            physics.move_user(20.0)  # someone else's move
         elif problem == "disconnected":
             motor.connected = False
         elif problem == "jvel":
-            motor.p.jvel = 0.0
+            physics.jvel = 0.0
         motor.publish_now()
         recorder, error = await run_home(motor)
         assert str(error) == message

@@ -1,4 +1,5 @@
-"""MotorHoming, BenchHoming and MotorStatusFeed on fake motors and a virtual clock."""
+"""MotorHoming, BenchHoming and MotorStatusFeed on fake motors (the simulated bench's
+MotorSim) and a virtual clock."""
 
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ def test_home_all_homes_every_motor_at_once() -> None:
         assert await bench.home_all(HI) == {"A": True, "B": True, "C": True}
         elapsed = loop.time() - start
         assert max(counts) == 3
-        assert elapsed < 10.0  # one motor's time (~8.6 s), not three
+        assert elapsed < 10.0  # one motor's time (~9.3 s), not three
         assert bench.all_homed and not bench.busy
         assert bench.message == "all 3 motors homed high"
 

@@ -23,7 +23,7 @@ RECORD = {
     "RBV": 1.5, "VAL": 1.5, "DMOV": 1, "HLS": 0, "LLS": 0, "MSTA": 2.0 + 256, "SPMG": 3,
     "CNEN": 1, "VELO": 10.0, "JVEL": 5.0, "ACCL": 0.2, "VMAX": 20.0, "HLM": 40.0,
     "LLM": -40.0, "DHLM": 40.0, "DLLM": -40.0, "EGU": "mm", "PREC": 3,
-    "OFF": 0.0, "DIR": 0, "MRES": 0.001, "DRBV": 1.5,
+    "OFF": 0.0, "DIR": 0, "MRES": 0.001, "DRBV": 1.5, "HVEL": 2.0,
 }
 
 
@@ -131,7 +131,7 @@ async def test_connect_names_the_fields_that_did_not_connect(ca: FakeCA) -> None
 async def test_connect_to_a_missing_record_says_it_was_not_found(ca: FakeCA) -> None:
     motor = EpicsMotor("A", "NOPE:A")
     with pytest.raises(MotorDisconnected, match="^A: motor record NOPE:A not found: none of its"
-                                                " 22 monitored fields connected within 0.05 s$"):
+                                                " 23 monitored fields connected within 0.05 s$"):
         await motor.connect(0.05)
     assert motor.status.connected is False
 

@@ -582,3 +582,137 @@ def test_dir_change_keeps_val_by_moving_the_offset():
     motor.foff = 1
     motor.set_dir(0)
     assert motor.snapshot().val == 6.0  # frozen offset: VAL follows the new direction
+
+
+# --- limit-switch hysteresis, the home mark, the stop past a switch ------------------------
+def test_the_stop_past_a_switch_grows_with_the_speed_it_met_it_at():
+    """A stage stops past its switch by speed x TRIP_SETTLE_TIME / 2 (up to its hard
+    stop): the reason homing approaches the switch a second time slowly."""
+    overshoots = []
+    for jvel in (2.0, 5.0, 10.0):
+        motor, clock = make_motor(jvel=jvel)
+        jog_to_high_switch(motor, clock)
+        run_until_idle(motor, clock)
+        overshoots.append(motor.snapshot().rbv - 5.0)
+    assert overshoots == pytest.approx([v * TRIP_SETTLE_TIME / 2 for v in (2.0, 5.0, 10.0)],
+                                       abs=1e-3)
+
+
+def test_a_switch_with_hysteresis_releases_only_that_far_back_inside():
+    motor, clock = make_motor(jvel=10.0, switch_hysteresis=0.5)
+    jog_to_high_switch(motor, clock)  # engages at 5
+    run_until_idle(motor, clock)
+    motor.move_user(4.7)  # 0.3 back inside: still held
+    run_until_idle(motor, clock)
+    state = motor.snapshot()
+    assert (state.rbv, state.hls, state.rhls) == (4.7, 1, 1)
+    assert state.msta & Msta.PLUS_LS
+    assert motor.jog(forward=True, on=True) is Result.IGNORED  # into the held switch
+    assert motor.move_user(4.9) is Result.REFUSED
+    motor.advance(clock.now)
+    motor.move_user(4.0)  # back past 4.5: it lets go there, during the move
+    released = motor.next_event_time()
+    run_to(motor, clock, released)
+    assert motor.user_position_at(released) == pytest.approx(4.5, abs=1e-9)
+    state = motor.snapshot()
+    assert state.hls == 0 and not state.msta & Msta.PLUS_LS and state.dmov == 0
+    run_until_idle(motor, clock)
+    assert motor.snapshot().rbv == 4.0
+    # and it engages again where it always does, not at the release position
+    motor.jog(forward=True, on=True)
+    trip = motor.next_event_time()
+    assert motor.user_position_at(trip) == pytest.approx(5.0, abs=1e-9)
+
+
+def test_without_hysteresis_a_switch_releases_as_soon_as_the_axis_is_back_inside():
+    motor, clock = make_motor(jvel=10.0)
+    jog_to_high_switch(motor, clock)
+    run_until_idle(motor, clock)
+    motor.move_user(4.99)
+    run_until_idle(motor, clock)
+    assert motor.snapshot().hls == 0
+
+
+def test_the_low_switch_has_the_same_hysteresis():
+    motor, clock = make_motor(jvel=10.0, switch_hysteresis=0.5, start=-19.0, user_limits=None)
+    motor.jog(forward=False, on=True)
+    run_until_idle(motor, clock)
+    assert motor.snapshot().lls == 1
+    motor.move_user(-19.6)
+    run_until_idle(motor, clock)
+    assert motor.snapshot().lls == 1  # 0.4 inside
+    motor.move_user(-19.4)
+    run_until_idle(motor, clock)
+    assert motor.snapshot().lls == 0
+
+
+def test_a_start_on_a_switch_is_held_by_its_hysteresis():
+    motor, clock = make_motor(switch_hysteresis=0.5, start=5.2)
+    assert motor.snapshot().hls == 1
+    motor.move_user(4.8)
+    run_until_idle(motor, clock)
+    assert motor.snapshot().hls == 1
+    motor.move_user(4.4)
+    run_until_idle(motor, clock)
+    assert motor.snapshot().hls == 0
+
+
+def test_homing_from_the_far_side_with_hysteresis_still_goes_home():
+    motor, clock = make_motor(start=2.0, hvel=5.0, switch_hysteresis=0.5)
+    motor.home(forward=True)
+    run_until_idle(motor, clock)
+    state = motor.snapshot()
+    assert (state.dmov, state.mip, state.rbv, state.hls) == (1, Mip.DONE, 0.0, 0)
+    assert state.msta & Msta.HOMED and state.msta & Msta.HOME
+
+
+def test_the_home_mark_can_be_placed():
+    """motorSimConfigAxis takes the home position; the sim config's `home` likewise."""
+    motor, clock = make_motor(start=-10.0, hvel=5.0, home=-3.0)
+    assert not motor.snapshot().msta & Msta.HOME
+    motor.home(forward=True)
+    run_until_idle(motor, clock)
+    state = motor.snapshot()
+    assert (state.rbv, state.drbv) == (-3.0, -3.0)
+    assert state.msta & Msta.HOME and state.msta & Msta.HOMED and state.athm == 0
+    # the mark is physical: a SET with FOFF=Frozen (new dial) does not move it
+    motor.set_mode, motor.foff = 1, 1
+    motor.move_user(7.0)
+    motor.advance(clock.now)
+    motor.set_mode = 0
+    motor.move_user(0.0)
+    run_until_idle(motor, clock)
+    motor.home(forward=False)
+    run_until_idle(motor, clock)
+    assert motor.snapshot().rbv == 7.0 and motor.snapshot().msta & Msta.HOME
+
+
+def test_home_and_hysteresis_are_read_from_the_sim_config():
+    from benchioc.config import SimMotorConfig
+
+    params = params_from_config(SimMotorConfig(home=2.0, switch_hysteresis=0.3), None)
+    assert (params.home, params.switch_hysteresis) == (2.0, 0.3)
+    params = params_from_config(SimMotorConfig(), None)
+    assert (params.home, params.switch_hysteresis) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(("values", "words"), [
+    ({"home": 70.0}, "home (70) must lie between low_switch (-60) and high_switch (60)"),
+    ({"switch_hysteresis": -1.0}, "greater than or equal to 0"),
+    ({"switch_hysteresis": 200.0}, "switch_hysteresis (200) must be less than the distance"
+                                   " between the switches"),
+])
+def test_bad_home_or_hysteresis_is_refused(values, words):
+    from pydantic import ValidationError
+
+    from benchioc.config import SimMotorConfig
+
+    with pytest.raises(ValidationError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        SimMotorConfig(**values)
+
+
+def test_a_default_home_outside_the_switches_is_allowed():
+    """motorSim lets the mark lie anywhere (a home then never finds it)."""
+    from benchioc.config import SimMotorConfig
+
+    assert SimMotorConfig(low_switch=10.0, high_switch=50.0).home == 0.0

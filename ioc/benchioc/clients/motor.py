@@ -59,9 +59,10 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "DIR": ("dir", int),
     "MRES": ("mres", float),
     "DRBV": ("drbv", float),
+    "HVEL": ("hvel", float),  # the home routine's speed: HOMF/HOMR do nothing at 0
 }
 MONITORED_FIELDS = tuple(_FIELDS)
-WRITE_ONLY_FIELDS = ("JOGF", "JOGR", "STOP", "SYNC", "SET")
+WRITE_ONLY_FIELDS = ("JOGF", "JOGR", "STOP", "SYNC", "SET", "HOMF", "HOMR")
 DEFAULT_PUT_TIMEOUT = 5.0
 
 
@@ -192,6 +193,11 @@ class EpicsMotor(FeedBackedMotor):
     async def jog(self, direction: Direction) -> None:
         """JOGF/JOGR=1 without waiting: a put-callback would last as long as the jog."""
         await self._put(direction.jog_field, 1, wait=False)
+
+    async def start_home(self, direction: Direction) -> None:
+        """HOMF (hi) / HOMR (lo) = 1 without waiting: a home that meets a limit switch
+        first would complete a put-callback there, before the controller reaches home."""
+        await self._put("HOMF" if direction is Direction.HI else "HOMR", 1, wait=False)
 
     async def stop(self) -> None:
         """STOP=1; never waits for the motion to end."""

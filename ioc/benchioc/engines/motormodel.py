@@ -77,6 +77,9 @@ class MotorStatus:
     dir: int = 0  # 0 Pos, 1 Neg
     mres: float = 0.0
     drbv: float = 0.0  # the controller's (dial) readback
+    # --- for homing method home_switch (the controller's HOMF/HOMR); the CA client
+    # fills it from HVEL. ATHM needs no field of its own: it is MSTA bit 3 (HOMELS).
+    hvel: float = 0.0  # HVEL, the speed of the controller's home routine
 
     def _bit(self, bit: Msta) -> bool:
         return bool(self.msta & bit)

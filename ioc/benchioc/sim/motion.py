@@ -19,7 +19,10 @@ different, and why, is in docs/genuine-differences.md. In short:
   the commanded direction is active (then also while the axis still moves).
 - A limit-switch trip in the commanded direction ends the record's motion at once:
   DMOV=1, VAL = the readback at the trip, JOGF/HOMF cleared. The controller stops hard
-  past the switch and settles there `TRIP_SETTLE_TIME` later; MSTA DONE comes last.
+  past the switch and settles there `TRIP_SETTLE_TIME` later (so the distance it stops
+  past the switch grows with the speed it met it at); MSTA DONE comes last.
+- Switch hysteresis (`switch_hysteresis`, default 0): a tripped switch releases only
+  once the axis is back that far inside the position where it engages.
 - A VAL put while the record moves (a plain put: a put-callback is held by the PV layer)
   does not retarget: the axis finishes the move, then the record "retries" to the new
   VAL (MIP RETRY|MOVE) with DMOV staying 0. A target behind the axis (the new-target
@@ -32,7 +35,8 @@ different, and why, is in docs/genuine-differences.md. In short:
   goes back to the readback). Either way DMOV pulses 1->0->1. A jog stops by itself
   where the readback comes within one second of travel (JVEL) of the soft limit.
 - HOMF/HOMR: the controller runs at HVEL (raw forward for HOMF, whatever DIR says),
-  and on crossing the home mark turns back and stops on it (MSTA HOMED from the
+  and on crossing the home mark (`home`, physical, default 0: motorSim's home switch
+  at dial 0) turns back and stops on it (MSTA HOMED from the
   crossing, HOME when on the mark). A limit switch met first ends the record's home
   there (DMOV=1), while the controller reverses and still goes home: the record sees
   that as an external move (MIP EXTERNAL, DMOV 0, then 1 at home). HVEL=0 still pulses
@@ -209,6 +213,9 @@ class MotorParams:
     desc: str = ""
     gain_support: bool = False
     user_limits: tuple[float, float] | None = None
+    home: float = HOME_POSITION  # physical position of the home mark (dial at the start)
+    switch_hysteresis: float = 0.0  # a tripped switch releases this far back inside it
+    hard_stop_margin: float = HARD_STOP_MARGIN  # the mechanical end, beyond each switch
 
 
 @dataclass
@@ -232,6 +239,12 @@ class MotorSim:
         self.clock = clock
         self.low_switch = params.low_switch
         self.high_switch = params.high_switch
+        self.home_position = params.home
+        self.hysteresis = max(params.switch_hysteresis, 0.0)
+        self.hard_stop_margin = params.hard_stop_margin
+        # A tripped switch holds until the axis is `hysteresis` back inside it (raw low,
+        # raw high); set at each trip, cleared by the release crossing (an event).
+        self._held = [params.start <= params.low_switch, params.start >= params.high_switch]
         self.dir_sign = -1 if params.dir == "Neg" else 1
         self.off = params.offset
         self.shift = 0.0  # dial = physical + shift
@@ -364,11 +377,22 @@ class MotorSim:
         return user_high, user_low
 
     def raw_switches(self, physical: float) -> tuple[bool, bool]:
-        """(raw low active, raw high active) at a physical position."""
+        """(raw low active, raw high active) at a physical position: on the switch, or
+        tripped and not yet back past its release position (hysteresis)."""
         low_broken, high_broken = self._raw_broken()
-        low = physical <= self.low_switch + EPSILON and not low_broken
-        high = physical >= self.high_switch - EPSILON and not high_broken
-        return low, high
+        held_low, held_high = self._held if self.hysteresis > 0 else (False, False)
+        low = (physical <= self.low_switch + EPSILON or
+               held_low and physical < self.release_position(-1) - EPSILON)
+        high = (physical >= self.high_switch - EPSILON or
+                held_high and physical > self.release_position(1) + EPSILON)
+        return low and not low_broken, high and not high_broken
+
+    def release_position(self, side: int) -> float:
+        """Where a tripped switch releases (physical): `side` +1 the high switch, -1 the
+        low one."""
+        if side > 0:
+            return self.high_switch - self.hysteresis
+        return self.low_switch + self.hysteresis
 
     def user_switches(self, physical: float) -> tuple[bool, bool]:
         """(LLS, HLS): DIR=Neg makes HLS the raw low switch."""
@@ -456,6 +480,8 @@ class MotorSim:
         controller stops hard past it, or, homing, turns back towards the home mark."""
         motion = self._motion
         homing = motion is not None and motion.kind == "home"
+        if motion is not None and motion.direction:
+            self._held[1 if motion.direction > 0 else 0] = True
         if self.busy and self.mip & (Mip.JOGF | Mip.JOGR):
             self._finish(t, sync=True)  # "stopped while jogging": done at once
         elif self.busy:
@@ -467,17 +493,16 @@ class MotorSim:
         speed = abs(self.trajectory.velocity_at(t))
         direction = motion.direction if motion is not None else 0
         rate = max(speed / TRIP_SETTLE_TIME,
-                   speed * speed / (2 * HARD_STOP_MARGIN * 0.9), EPSILON)
+                   speed * speed / (2 * self.hard_stop_margin * 0.9), EPSILON)
         stopping = decelerate(self.trajectory, t, rate)
         if homing and direction:
-            switch = self.high_switch if direction > 0 else self.low_switch
             back = constant_velocity(stopping.end_time, stopping.end_position,
                                      -direction * self.hvel, self._accel(self.hvel),
                                      stopping.end_time + LONG_RUN)
             self.trajectory = then(stopping, stopping.end_time, back)
             # The record sees motion again once the switch releases (half a step inside).
-            self._set_motion("home_back", rate, -direction, t,
-                             [(switch - direction * self.mres / 2, "release")])
+            released = self.release_position(direction) - direction * self.mres / 2
+            self._set_motion("home_back", rate, -direction, t, [(released, "release")])
             return
         self.trajectory = stopping
         self._motion = _Motion("settle", rate, 0, [(self.trajectory.end_time, "settle")])
@@ -490,14 +515,14 @@ class MotorSim:
         motion = self._motion
         if motion is not None:
             self._set_motion(motion.kind, motion.accel, motion.direction, t,
-                             [(HOME_POSITION, "home_cross")])
+                             [(self.home_position, "home_cross")])
 
     def _on_home_cross(self, t: float) -> None:
         """motorSim: homing crossed the home sensor; it turns back and stops on it."""
         self.homed = True
         rate = self._accel(self.hvel) if self.hvel > 0 else math.inf
         stopping = decelerate(self.trajectory, t, rate)
-        back = trapezoid(stopping.end_time, stopping.end_position, HOME_POSITION,
+        back = trapezoid(stopping.end_time, stopping.end_position, self.home_position,
                          self.hvel or self.velo, self.accl)
         self.trajectory = then(stopping, stopping.end_time, back)
         direction = _direction(back) or (self._motion.direction if self._motion else 0)
@@ -525,6 +550,22 @@ class MotorSim:
         if self._motion is not None:
             self._motion.events.clear()
         log.info("%s stalled at dial %.4f", self.name, self.position_at(t))
+
+    def _on_low_released(self, t: float) -> None:
+        """The axis is back past the low switch's release position: it lets go."""
+        self._held[0] = False
+        self._replan_at(t)
+
+    def _on_high_released(self, t: float) -> None:
+        self._held[1] = False
+        self._replan_at(t)
+
+    def _replan_at(self, t: float) -> None:
+        """The motion goes on; its next event is planned again from t."""
+        motion = self._motion
+        if motion is not None and not self.stalled:
+            motion.events = self._events_for(self.trajectory, motion.direction, t,
+                                             motion.crossings)
 
     def _on_idle(self, t: float) -> None:
         """The controller's status update after a command it did nothing for."""
@@ -604,8 +645,8 @@ class MotorSim:
     # --- planning ------------------------------------------------------------------------
     def _hard_stop(self, direction: int) -> float:
         if direction > 0:
-            return self.high_switch + HARD_STOP_MARGIN
-        return self.low_switch - HARD_STOP_MARGIN
+            return self.high_switch + self.hard_stop_margin
+        return self.low_switch - self.hard_stop_margin
 
     def _events_for(self, trajectory: Trajectory, direction: int, now: float,
                     crossings: list[tuple[float, str]] | None = None) -> list:
@@ -634,6 +675,14 @@ class MotorSim:
             when = trajectory.crossing_time(position, after=now)
             if when is not None:
                 events.append((when, kind))
+        if self.hysteresis > 0:
+            # a tripped switch the axis moves away from releases at its release position
+            for side, held, kind in ((-1, self._held[0], "low_released"),
+                                     (1, self._held[1], "high_released")):
+                if held and direction == -side:
+                    when = trajectory.crossing_time(self.release_position(side), after=now)
+                    if when is not None:
+                        events.append((when, kind))
         return [min(events)]
 
     def _set_motion(self, kind: str, accel: float, direction: int, now: float,
@@ -879,8 +928,8 @@ class MotorSim:
         traj = constant_velocity(now, here, direction * self.hvel, self._accel(self.hvel),
                                  now + LONG_RUN)
         result = self._start("home", traj, self._accel(self.hvel), now,
-                             [(HOME_POSITION, "home_cross")])
-        if abs(here - HOME_POSITION) < EPSILON and self._motion is not None:
+                             [(self.home_position, "home_cross")])
+        if abs(here - self.home_position) < EPSILON and self._motion is not None:
             self._motion.events = [(now, "home_cross")]  # on the sensor: crossed at once
         return result
 
@@ -1055,7 +1104,8 @@ class MotorSim:
         bits |= Msta.MINUS_LS if low else 0
         # motorSim's home sensor (asyn motorStatusHome: MSTA bit 7): its position equals
         # the home position, which a polled axis in motion never shows
-        at_home = abs(physical - HOME_POSITION) < self.mres / 2 and abs(velocity) <= EPSILON
+        at_home = (abs(physical - self.home_position) < self.mres / 2 and
+                   abs(velocity) <= EPSILON)
         bits |= Msta.HOME if at_home else 0
         bits |= Msta.SLIP_STALL if self.slip_stall else 0
         bits |= Msta.PROBLEM if self.amp_fault else 0
@@ -1136,6 +1186,8 @@ def params_from_config(sim, user_limits: tuple[float, float] | None) -> MotorPar
         "low_switch", "high_switch", "start", "velo", "vmax", "jvel", "hvel", "accl", "mres",
         "dir", "offset", "egu", "prec", "desc")}
     fields["gain_support"] = bool(getattr(sim, "gain_support", False))
+    fields["home"] = float(getattr(sim, "home", HOME_POSITION))
+    fields["switch_hysteresis"] = float(getattr(sim, "switch_hysteresis", 0.0))
     return MotorParams(**fields, user_limits=user_limits)
 
 

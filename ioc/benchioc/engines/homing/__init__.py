@@ -6,8 +6,10 @@ through the HomingMotor protocol over the motor model (benchioc.engines.motormod
 from .bench import BenchHoming, BenchUpdate, MotorHoming
 from .procedure import home
 from .settings import (
+    HomeSwitchMotor,
     HomingBusy,
     HomingError,
+    HomingMethod,
     HomingMotor,
     HomingSettings,
     HomingState,
@@ -15,6 +17,7 @@ from .settings import (
 )
 
 __all__ = [
-    "BenchHoming", "BenchUpdate", "HomingBusy", "HomingError", "HomingMotor",
+    "BenchHoming", "BenchUpdate", "HomeSwitchMotor", "HomingBusy", "HomingError",
+    "HomingMethod", "HomingMotor",
     "HomingSettings", "HomingState", "HomingUpdate", "MotorHoming", "home",
 ]

@@ -1,4 +1,6 @@
-"""The homing procedure of one motor on its hard limit switch, as pure asyncio logic.
+"""The homing procedure of one motor, as pure asyncio logic: on its hard limit switch
+(method limit, the seed's) or with the controller's own home routine (method
+home_switch: HOMF/HOMR at HVEL, then the same calibration, soft limits and centering).
 
 The procedure (DESIGN.md "Homing") talks to a motor only through the small
 `HomingMotor` protocol: motor.EpicsMotor implements it over Channel Access, and the unit
@@ -13,6 +15,13 @@ The genuine motor record shapes the procedure:
 - JOGF/JOGR written while already on that switch is ignored, so the jog is skipped.
 - DHLM=DLLM=0 disables the soft limits; limits are always written in an order that
   never inverts the range.
+- HOMF/HOMR (method home_switch) do nothing but pulse DMOV at HVEL=0, clear MSTA
+  HOMED at the start (its first monitor may still show the last home's HOMED, with
+  DONE clear), and are ignored while the raw switch ahead is active (MSTA PLUS_LS for
+  HOMF, MINUS_LS for HOMR, whatever DIR). A home that meets a limit switch first ends
+  the record's home there (DMOV=1) while the controller turns round and still goes
+  home, which the record follows as an external move: done is DMOV=1, MSTA DONE and
+  MSTA HOMED (or ATHM, MSTA bit 3, for a driver that reports a home switch instead).
 """
 
 from __future__ import annotations
@@ -25,8 +34,18 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
+from ...facts.motorrecord import Msta
 from ..motormodel import SPMG_GO, Direction, MotorError, MotorStatus, MotorTimeout
-from .settings import HomingError, HomingMotor, HomingSettings, HomingState, HomingUpdate
+from .settings import (
+    HOME_FIELD,
+    HomeSwitchMotor,
+    HomingError,
+    HomingMethod,
+    HomingMotor,
+    HomingSettings,
+    HomingState,
+    HomingUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +83,13 @@ def _fault(status: MotorStatus) -> str | None:
     return None
 
 
-def _preflight_problem(status: MotorStatus) -> str | None:
+def home_found(status: MotorStatus) -> bool:
+    """The controller says its home routine found home: MSTA HOMED, or ATHM (MSTA bit 3,
+    the home switch) for a driver that reports that instead."""
+    return status.homed_bit or bool(status.msta & Msta.HOMELS)
+
+
+def _preflight_problem(status: MotorStatus, method: HomingMethod) -> str | None:
     if not status.connected:
         return "motor record not connected"
     fault = _fault(status)
@@ -76,8 +101,11 @@ def _preflight_problem(status: MotorStatus) -> str | None:
         return "closed-loop control disabled: CNEN is Disable, set it to Enable"
     if not status.dmov:
         return "motor is moving (DMOV=0): wait for it to stop, or stop it first"
-    if not status.jvel > 0:
+    if method is HomingMethod.LIMIT and not status.jvel > 0:
         return f"jog speed JVEL is {status.jvel:g} {status.speed_unit}: set a positive speed"
+    if method is HomingMethod.HOME_SWITCH and not status.hvel > 0:
+        return (f"home speed HVEL is {status.hvel:g} {status.speed_unit}: the motor record's"
+                f" HOMF/HOMR do nothing at HVEL=0; set a positive home speed")
     if not status.velo > 0:
         return f"speed VELO is {status.velo:g} {status.speed_unit}: set a positive speed"
     return None
@@ -139,6 +167,9 @@ class _Procedure:
 
     # --- the procedure ----------------------------------------------------------------
     async def run(self) -> None:
+        if self.settings.method is HomingMethod.HOME_SWITCH:
+            await self.run_home_switch()
+            return
         self.report(HomingState.SEEKING, self.say(f"preparing to home {self.direction.word}"), 0)
         self.preflight()
         await self.disable_soft_limits()
@@ -155,11 +186,37 @@ class _Procedure:
         await self.apply_soft_limits()
         await self.center()
 
+    async def run_home_switch(self) -> None:
+        """Method home_switch: the controller's HOMF/HOMR at HVEL instead of steps 3-5."""
+        field = HOME_FIELD[self.direction]
+        self.report(HomingState.SEEKING, self.say(
+            f"preparing to home {self.direction.word} with the controller's home routine"
+            f" ({field})"), 0)
+        self.preflight()
+        await self.disable_soft_limits()
+        await self.home_routine()
+        await self.calibrate()
+        await self.apply_soft_limits()
+        await self.center()
+
     def preflight(self) -> None:
         self.settings.check(self.name)
-        problem = _preflight_problem(self.status)
+        method = self.settings.method
+        if method is HomingMethod.HOME_SWITCH and not isinstance(self.motor, HomeSwitchMotor):
+            raise self.error("this motor client cannot start the controller's home routine"
+                             " (HOMF/HOMR), which method home_switch needs")
+        problem = _preflight_problem(self.status, method)
         if problem:
             raise self.error(problem)
+        if method is HomingMethod.HOME_SWITCH:
+            status, field = self.status, HOME_FIELD[self.direction]
+            ahead = status.plus_ls if self.direction is Direction.HI else status.minus_ls
+            if ahead:
+                side = "plus" if self.direction is Direction.HI else "minus"
+                other = "low (HOMR)" if self.direction is Direction.HI else "high (HOMF)"
+                raise self.error(
+                    f"on the controller's {side} limit switch (MSTA), the way {field} starts:"
+                    f" the motor record ignores {field} there; home {other} instead")
 
     async def disable_soft_limits(self) -> None:
         self.phase = "disabling the soft limits"
@@ -177,10 +234,11 @@ class _Procedure:
             return self.settings.seek_timeout
         return self.settings.travel * 1.5 / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN
 
-    def stall_distance(self, status: MotorStatus) -> float:
+    def stall_distance(self, speed: float) -> float:
+        """Less than this in stall_time at `speed` (JVEL, HVEL) is a stall."""
         if self.settings.stall_distance > 0:
             return self.settings.stall_distance
-        return 0.05 * status.jvel * self.settings.stall_time
+        return 0.05 * speed * self.settings.stall_time
 
     async def seek(self) -> None:
         d = self.direction
@@ -230,7 +288,7 @@ class _Procedure:
     ) -> None:
         """Follow the jog until the switch; fail on faults, stalls, early stops, timeout."""
         d = self.direction
-        stall_distance = self.stall_distance(status)
+        stall_distance = self.stall_distance(status.jvel)
         reference, reference_time = status.rbv, self.loop_time
         while True:
             self.raise_on_fault(status)
@@ -335,6 +393,104 @@ class _Procedure:
             state, self.say(f"settled on the {d.switch_name} at {status.fmt(status.rbv)}"),
             progress,
         )
+
+    # --- method home_switch: the controller's home routine ------------------------------
+    def home_timeout(self, status: MotorStatus) -> float:
+        """Worst case: to the far limit switch and all the way back, at HVEL."""
+        if self.settings.seek_timeout > 0:
+            return self.settings.seek_timeout
+        return 2 * self.settings.travel * 1.5 / status.hvel + 4 * status.accl + _TIMEOUT_MARGIN
+
+    async def home_routine(self) -> None:
+        """HOMF/HOMR, then wait until the controller is at rest with home found."""
+        field = HOME_FIELD[self.direction]
+        self.phase = f"homing with {field}"
+        status = self.status
+        assert isinstance(self.motor, HomeSwitchMotor)  # checked in preflight
+        timeout = self.home_timeout(status)
+        deadline = self.loop_time + timeout
+        self.report(HomingState.SEEKING, self.say(
+            f"homing with {field} at {status.hvel:g} {status.speed_unit} (the controller's"
+            f" home routine)"), _SEEK_START)
+        await self.motor.start_home(self.direction)
+        limit = min(timeout, self.settings.stall_time + status.accl)
+        try:
+            # the record takes the command: DMOV=0 (the first MSTA may still show the last
+            # home's HOMED; DONE is clear in it, and only a later DMOV=1 ends the wait)
+            status = await self.motor.wait_for(
+                lambda s: not s.dmov or _fault(s) is not None, limit,
+                f"the motor record to start {field}")
+        except MotorTimeout:
+            raise self.error(f"the motor record did not start homing within {limit:.3g} s"
+                             f" after {field}=1 (DMOV stayed 1)") from None
+        await self.watch_home(status, deadline, timeout)
+        status = self.status
+        self.report(HomingState.SEEKING, self.say(
+            f"home found by {field}: at rest at {status.fmt(status.rbv)} (MSTA"
+            f" {'HOMED' if status.homed_bit else 'ATHM'})"), _SETTLED)
+
+    async def watch_home(self, status: MotorStatus, deadline: float, timeout: float) -> None:
+        """Follow the home routine until the controller is at rest with home found;
+        fail on faults, stalls, a routine that ends without home, or timeout."""
+        field = HOME_FIELD[self.direction]
+        stall_distance = self.stall_distance(status.hvel)
+        reference, reference_time = status.rbv, self.loop_time
+        travelled, last = 0.0, status.rbv  # for the progress shown
+        while True:
+            self.raise_on_fault(status)
+            travelled, last = travelled + abs(status.rbv - last), status.rbv
+            if status.settled():
+                if home_found(status):
+                    return
+                status = await self.confirm_home_ended()
+                continue
+            now = self.loop_time
+            if now >= deadline:
+                raise self.error(f"home not found by {field} within {timeout:.3g} s (travel"
+                                 f" {self.settings.travel:g} {status.egu} at {status.hvel:g}"
+                                 f" {status.speed_unit}; now at {status.fmt(status.rbv)})")
+            until = min(deadline, reference_time + self.settings.stall_time)
+            ref = reference
+
+            def moved_or_ended(s: MotorStatus, ref: float = ref) -> bool:
+                return abs(s.rbv - ref) > stall_distance or s.settled() or _fault(s) is not None
+
+            try:
+                status = await self.motor.wait_for(moved_or_ended, until - now,
+                                                   f"the home routine ({field}) to go on")
+            except MotorTimeout:
+                status = self.status
+                if self.loop_time >= deadline:
+                    continue  # the timeout, in words, above
+                raise self.error(
+                    f"motor stalled at {status.fmt(status.rbv)} while homing with {field}: it"
+                    f" moved less than {status.fmt(stall_distance)} in"
+                    f" {self.settings.stall_time:g} s") from None
+            if abs(status.rbv - reference) > stall_distance:
+                reference, reference_time = status.rbv, self.loop_time
+                # the way home is unknown (it may run to a limit switch and back): the
+                # distance travelled against the travel between the switches
+                fraction = min((travelled + abs(status.rbv - last)) / self.settings.travel, 1.0)
+                progress = _SEEK_START + fraction * (_SEEK_END - _SEEK_START)
+                if progress - self.progress >= 1.0:
+                    self.report(HomingState.SEEKING, self.say(
+                        f"homing with {field}, at {status.fmt(status.rbv)}"), progress,
+                        routine=True)
+
+    async def confirm_home_ended(self) -> MotorStatus:
+        """At rest without HOMED or ATHM: the bits travel in MSTA's own monitor, and a
+        controller may pause before it moves on; give it a moment, then fail in words."""
+        field = HOME_FIELD[self.direction]
+        grace = self.settle_grace()
+        with contextlib.suppress(MotorTimeout):
+            return await self.motor.wait_for(
+                lambda s: not s.settled() or home_found(s) or _fault(s) is not None, grace,
+                "MSTA HOMED")
+        status = self.status
+        raise self.error(
+            f"the controller's home routine ({field}) ended at {status.fmt(status.rbv)}"
+            f" without finding home (neither MSTA HOMED nor ATHM set): no home switch"
+            f" or index that way?")
 
     def creep_speed(self, status: MotorStatus) -> float:
         if self.settings.creep_speed > 0:
@@ -441,21 +597,23 @@ class _Procedure:
         return min(self.settings.settle_timeout, 2 * self.status.accl + 1.0)
 
     async def calibrate(self) -> None:
-        target = self.settings.switch_position(self.direction)
+        """SYNC (VAL takes the readback), then SET, VAL = the calibrated position, USE."""
+        target = self.settings.calibrated_position(self.direction)
+        where = (self.direction.switch_name if self.settings.method is HomingMethod.LIMIT
+                 else "controller's home")
         self.phase = "calibrating"
         status = self.status
         self.report(
             HomingState.CALIBRATING,
-            self.say(f"calibrating the {self.direction.switch_name} position"
-                     f" {status.fmt(status.rbv)} to {status.fmt(target)}"),
+            self.say(f"calibrating the {where} position {status.fmt(status.rbv)} to"
+                     f" {status.fmt(target)}"),
         )
         await self.motor.sync()
         await self.motor.set_position(target)
         status = await self.readback_at(target, "after calibration the readback is", "")
         self.report(
             HomingState.CALIBRATING,
-            self.say(f"calibrated: the {self.direction.switch_name} is at"
-                     f" {status.fmt(target)}"),
+            self.say(f"calibrated: the {where} is at {status.fmt(target)}"),
             _CALIBRATED,
         )
 
@@ -534,14 +692,18 @@ class _Procedure:
         when it does not within the settle timeout."""
         tolerance = self.position_tolerance()
         try:
-            return await self.motor.wait_for(
-                lambda s: abs(s.rbv - target) <= tolerance, self.settings.settle_timeout,
-                f"the readback to show {self.status.fmt(target)}")
+            # a fault that ended the move (its put-callback completes before the MSTA
+            # monitor that says why) is the reason, not the position it left
+            status = await self.motor.wait_for(
+                lambda s: abs(s.rbv - target) <= tolerance or _fault(s) is not None,
+                self.settings.settle_timeout, f"the readback to show {self.status.fmt(target)}")
         except MotorTimeout:
             status = self.status
             raise self.error(
                 f"{words} {status.fmt(status.rbv)}, not {status.fmt(target)} (tolerance"
                 f" {status.fmt(tolerance)}{hint})") from None
+        self.raise_on_fault(status)
+        return status
 
     async def verify_center(self) -> None:
         """The put-callback and the RBV monitor travel separately: wait for the readback."""

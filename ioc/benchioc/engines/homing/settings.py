@@ -6,7 +6,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..motormodel import Direction, MotorError, MotorStatus
 
@@ -24,6 +24,17 @@ class HomingState(enum.IntEnum):
     HOMED = 4
     ABORTED = 5
     FAILED = 6
+
+
+class HomingMethod(enum.Enum):
+    """How a motor is homed (config `motors.<name>.method`)."""
+
+    LIMIT = "limit"  # two-speed homing onto the hard limit switch (the seed's)
+    HOME_SWITCH = "home_switch"  # the controller's own routine: HOMF/HOMR at HVEL
+
+
+# The motor record field that starts the controller's home routine in each direction.
+HOME_FIELD = {Direction.HI: "HOMF", Direction.LO: "HOMR"}
 
 
 class HomingError(MotorError):
@@ -68,6 +79,19 @@ class HomingMotor(Protocol):
     async def move(self, value: float, timeout: float) -> None: ...
 
 
+@runtime_checkable
+class HomeSwitchMotor(HomingMotor, Protocol):
+    """A HomingMotor that can also start the controller's own home routine: what the
+    `home_switch` method needs. Its status must carry HVEL (MotorStatus.hvel) and MSTA
+    (HOMED, bit 14; ATHM is MSTA bit 3)."""
+
+    async def start_home(self, direction: Direction) -> None:
+        """HOMF=1 (HI) or HOMR=1 (LO), without put-callback (like a jog: the engine
+        follows the status; a put-callback to HOMF completes at DMOV=1, which a home
+        that meets a limit switch first reaches before the controller is home)."""
+        ...
+
+
 @dataclass
 class HomingSettings:
     """What homing one motor needs to know (config general.tolerance + motor + homing)."""
@@ -84,6 +108,8 @@ class HomingSettings:
     stall_distance: float = 0  # 0: 5 % of what JVEL covers in stall_time
     creep_speed: float = 0  # 0: a tenth of JVEL; the speed of the final approach
     backoff: float = 0  # 0: what the creep speed covers in half a second
+    method: HomingMethod = HomingMethod.LIMIT
+    home_position: float = 0.0  # home_switch: what the position reads on the home mark
 
     @classmethod
     def from_config(cls, config: BenchConfig, motor: str) -> HomingSettings:
@@ -94,12 +120,16 @@ class HomingSettings:
             tolerance=config.tolerance, seek_timeout=homing.seek_timeout,
             settle_timeout=homing.settle_timeout, stall_time=homing.stall_time,
             move_timeout=homing.move_timeout, creep_speed=homing.creep_speed,
-            backoff=homing.backoff)
+            backoff=homing.backoff, method=HomingMethod(entry.method),
+            home_position=0.0 if entry.home_position is None else entry.home_position)
 
     def check(self, name: str) -> None:
         numbers = (self.lo_lim, self.hi_lim, self.center, self.tolerance)
         if not all(math.isfinite(x) for x in numbers):
             raise HomingError(f"{name}: limits, center and tolerance must be finite numbers")
+        if not math.isfinite(self.home_position):
+            raise HomingError(f"{name}: home_position ({self.home_position:g}) must be a"
+                              f" finite number")
         if not self.lo_lim < self.hi_lim:
             raise HomingError(
                 f"{name}: lo_lim ({self.lo_lim:g}) must be less than hi_lim ({self.hi_lim:g})"
@@ -129,6 +159,13 @@ class HomingSettings:
         if direction is Direction.HI:
             return self.hi_lim + self.tolerance
         return self.lo_lim - self.tolerance
+
+    def calibrated_position(self, direction: Direction) -> float:
+        """What the position reads where homing calibrates: the limit switch's position,
+        or home_position on the controller's home mark."""
+        if self.method is HomingMethod.HOME_SWITCH:
+            return self.home_position
+        return self.switch_position(direction)
 
 
 @dataclass(frozen=True)
