@@ -10,9 +10,9 @@ stops (JVEL - creep) x 0.04 s further on, which is the error the old one-speed h
 (calibrating where the jog stopped) had: the test checks that too, so that it would
 notice a simulation whose stop no longer depends on speed.
 
-The creep speed is fixed (homing.creep_speed): its default, a tenth of JVEL, moves with
-JVEL and would leave (JVEL/10 - creep) x 0.04 s of it (tests/perf/homing_speed.py
-prints both). Motor E's switches get hysteresis (sim switch_hysteresis), so the back-off
+The creep speed is left at its default, a tenth of the motor's VELO: it does not move
+with JVEL (tests/perf/homing_speed.py prints the figures). Motor E's switches get
+hysteresis (sim switch_hysteresis), so the back-off
 doubles before the switch lets go.
 """
 
@@ -31,15 +31,15 @@ pytestmark = pytest.mark.integration
 
 MOTOR = "E"  # the short, fine stage: lo_lim -5, hi_lim 5, VELO=JVEL 1 mm/s, MRES 0.1 um
 SPEED_FACTORS = (1, 3, 10)
-CREEP = 0.1  # mm/s, a tenth of E's default JVEL, fixed
+CREEP = 0.1  # mm/s, the default creep speed: a tenth of E's VELO, whatever JVEL is
 HYSTERESIS = 0.15  # mm: the back-off doubles 0.05 -> 0.1 -> 0.2 before the switch lets go
 STOP_TIME = 0.04  # s: the sim stops past a switch by speed x this (TRIP_SETTLE_TIME / 2)
 TIME_SCALE = 5.0  # the sim's readbacks stay every 25 ms of simulated time
 READBACK_PERIOD = 0.025  # s (simulated): sim/motor.py READBACK_PERIOD_SIM at this scale
 
 
-def configure(config: dict[str, Any], creep: float | None = CREEP) -> None:
-    """The bench.yaml edits: a fixed creep speed (None: the default, JVEL/10), E's switch
+def configure(config: dict[str, Any], creep: float | None = None) -> None:
+    """The bench.yaml edits: a fixed creep speed (None: the default, VELO/10), E's switch
     hysteresis and no VMAX (10x JVEL is above bench.yaml's)."""
     if creep is not None:
         config.setdefault("homing", {})["creep_speed"] = creep

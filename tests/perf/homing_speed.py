@@ -13,10 +13,9 @@ homed high at each JVEL, then its switch is approached again over CA from 0.5 mm
   switch); calibrating there is what the old one-speed homing did, so that difference
   is the error it would have had (measured, and ~speed x 0.04 s predicted).
 
-Two runs: homing.creep_speed fixed (0.1 mm/s, E's default JVEL / 10), and left at its
-default, a tenth of JVEL, which moves with JVEL (its residual error is
-(JVEL/10 - 0.1) x 0.04 s when checked at 0.1 mm/s). Nothing is asserted here; the
-integration test asserts the fixed-creep bound.
+Two runs: homing.creep_speed fixed (0.1 mm/s), and left at its default, a tenth of the
+motor's VELO (E: 0.1 mm/s too), which does not move with JVEL. Nothing is asserted here;
+the integration test asserts the bound with the default.
 """
 
 from __future__ import annotations
@@ -64,7 +63,7 @@ def run(factors: list[float], creep: float | None) -> list[dict[str, float]]:
                 slow = approach(bench.env, root, expected, CREEP)
                 fast = approach(bench.env, root, expected, jvel)
                 rows.append({
-                    "jvel": jvel, "creep": creep if creep is not None else jvel / 10,
+                    "jvel": jvel, "creep": creep if creep is not None else CREEP,
                     "error": slow - expected, "bound": 2 * mres + CREEP * READBACK_PERIOD,
                     "old_error": fast - slow, "old_predicted": (jvel - CREEP) * STOP_TIME,
                     "seconds": took,
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
           f" {TIME_SCALE:g}); switch reads hi_lim + tolerance; checked by approaching it"
           f" again at {CREEP:g} mm/s")
     show(f"homing.creep_speed = {CREEP:g} mm/s (fixed)", run(args.factors, CREEP))
-    show("homing.creep_speed default (JVEL / 10)", run(args.factors, None))
+    show("homing.creep_speed default (VELO / 10)", run(args.factors, None))
     return 0
 
 

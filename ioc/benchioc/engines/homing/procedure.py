@@ -61,8 +61,10 @@ _CENTER_END = 99.0
 _TIMEOUT_MARGIN = 2.0
 # Bound on each clean-up step, so an abort always ends even with a dead motor.
 _CLEANUP_TIMEOUT = 5.0
-# The final approach: a tenth of the jog speed, from half a second's creep away.
+# The final approach: a tenth of the move speed VELO (not of JVEL, which users raise to
+# seek faster: the calibration must not follow it), from half a second's creep away.
 _CREEP_FRACTION = 0.1
+_CREEP_MIN_STEPS_S = 10  # never slower than this many motor steps a second
 _CREEP_RUN_S = 0.5
 _BACKOFF_TRIES = 5  # the back-off distance doubles each time: up to 16x
 _SWITCH_RELEASE_S = 0.5  # for the switch's monitor after a back-off move ended
@@ -495,7 +497,9 @@ class _Procedure:
     def creep_speed(self, status: MotorStatus) -> float:
         if self.settings.creep_speed > 0:
             return self.settings.creep_speed
-        return _CREEP_FRACTION * status.jvel
+        speed = status.velo if status.velo > 0 else status.jvel
+        creep = max(_CREEP_FRACTION * speed, _CREEP_MIN_STEPS_S * abs(status.mres))
+        return min(creep, status.jvel) if status.jvel > 0 else creep
 
     def backoff_distance(self, creep: float) -> float:
         if self.settings.backoff > 0:

@@ -106,7 +106,7 @@ class HomingSettings:
     move_timeout: float = 0  # 0: derived from the distance to center and VELO
     position_tolerance: float = 0  # 0: max(1e-3, 10**-PREC) in motor units
     stall_distance: float = 0  # 0: 5 % of what JVEL covers in stall_time
-    creep_speed: float = 0  # 0: a tenth of JVEL; the speed of the final approach
+    creep_speed: float = 0  # 0: a tenth of VELO; the speed of the final approach
     backoff: float = 0  # 0: what the creep speed covers in half a second
     method: HomingMethod = HomingMethod.LIMIT
     home_position: float = 0.0  # home_switch: what the position reads on the home mark
