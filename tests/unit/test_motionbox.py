@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from benchioc import config
-from benchioc.tools import motionbox
-from benchioc.tools.motionbox import main
+from benchioc import config, ownership
+from benchioc.records import spec
+from benchioc.tools.motionbox import main, probe
+from benchioc.tools.motionbox.cli import NUMBER
+from benchioc.tools.motionbox.probe import HomingAnswer
 
 SEED = {
     "general": {"tolerance": 0.5},
@@ -80,10 +85,11 @@ def test_every_command_has_help(capsys, command):
     assert f"motion-box {command}" in out
 
 
-def test_no_arguments_shows_usage_not_a_traceback(capsys):
+def test_no_arguments_is_one_line_naming_the_commands(capsys):
     code, out, err = run(capsys)
-    assert code in (0, 2)
-    assert "add" in out + err
+    assert (code, out) == (2, "")
+    (line,) = err.strip().splitlines()
+    assert line.startswith("motion-box: missing command (one of add, change, help, home")
 
 
 # --- add -------------------------------------------------------------------------------
@@ -263,6 +269,12 @@ MALFORMED = {
     "home without a direction": (["home", "{f}", "A"], "missing argument"),
     "home in a bad direction": (["home", "{f}", "A", "up"], "'up' is not one of"),
     "home an unknown motor": (["home", "{f}", "Q", "hi"], "there is no motor 'Q'"),
+    "home with no time to connect": (["home", "--connect-timeout", "0", "{f}", "A", "hi"],
+                                     "home: --connect-timeout: must be more than 0 seconds"),
+    "home with a negative timeout": (["home", "{f}", "A", "hi", "--connect-timeout", "-2"],
+                                     "--connect-timeout: must be more than 0 seconds, not -2"),
+    "home with a timeout in words": (["home", "--connect-timeout", "soon", "{f}", "A", "hi"],
+                                     "--connect-timeout: 'soon' is not a number"),
     "status of an unknown motor": (["status", "{f}", "Q"], "there is no motor 'Q'"),
     "an unknown command": (["frobnicate", "{f}"], "No such command 'frobnicate'"),
 }
@@ -373,7 +385,7 @@ def test_a_failed_write_leaves_the_file_and_no_temporary(capsys, seed, monkeypat
                                          (".5", 0.5), ("5.", 5.0), ("1e-3", 0.001),
                                          ("-1.5E2", -150.0), (" 3 ", 3.0)])
 def test_numbers_parse_as_a_person_writes_them(text, value):
-    assert motionbox.NUMBER.convert(text, None, None) == value
+    assert NUMBER.convert(text, None, None) == value
 
 
 # --- as a program ----------------------------------------------------------------------
@@ -411,3 +423,151 @@ def test_the_console_script_is_the_same_program(seed):
                             text=True, timeout=60, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "motion-box remove: there is no motor 'Q' (motors: A, B)"
+
+
+# --- no edit of a motor the IOC serving the file is homing ------------------------------
+# The IOC's CA answers are faked here (tests/integration/test_motionbox_ca.py asks a real
+# IOC); the `.owner` lock is real: a running IOC is what holds it.
+@pytest.fixture
+def served_by_ioc(seed: Path) -> Iterator[Path]:
+    handle = ownership.claim(seed, "TEST:")
+    yield seed
+    handle.close()
+
+
+@pytest.fixture
+def ioc_answers(monkeypatch) -> list:
+    """What the faked IOC answers to ask_homing, and what it was asked (appended)."""
+    asked: list = []
+    answer = [HomingAnswer()]
+
+    async def ask_homing(prefix, motors, timeout):
+        asked.append((prefix, list(motors), timeout))
+        return answer[0]
+
+    monkeypatch.setattr(probe, "ask_homing", ask_homing)
+    return [answer, asked]
+
+
+def answering(ioc_answers, served: Path, homing=(), silent=()) -> list:
+    ioc_answers[0][0] = HomingAnswer(served=str(served.resolve()), homing=list(homing),
+                                     silent=list(silent))
+    return ioc_answers[1]
+
+
+@pytest.mark.parametrize("args", [["change", "{f}", "B", "SIM:B", "-5", "0", "5"],
+                                  ["remove", "{f}", "B"]], ids=["change", "remove"])
+def test_an_edit_of_a_homing_motor_is_refused_in_one_line(capsys, served_by_ioc,
+                                                          ioc_answers, args):
+    asked = answering(ioc_answers, served_by_ioc, homing=["B"])
+    before = snapshot(served_by_ioc.parent)
+    code, out, err = run(capsys, *[arg.format(f=served_by_ioc) for arg in args])
+    assert (code, out) == (2, "")
+    assert err == (f"motion-box {args[0]}: B is homing; abort it first (TEST:B:Abort) or "
+                   "let it end; nothing written\n")
+    assert asked == [("TEST:", ["B"], 1.0)]  # the prefix of the IOC holding the file
+    assert snapshot(served_by_ioc.parent) == before
+
+
+def test_remove_all_names_every_homing_motor(capsys, served_by_ioc, ioc_answers):
+    asked = answering(ioc_answers, served_by_ioc, homing=["A", "B"])
+    code, _, err = run(capsys, "remove", served_by_ioc, "all")
+    assert code == 2
+    assert err.strip() == ("motion-box remove: A, B are homing; abort them first "
+                           "(TEST:AbortAll) or let them end; nothing written")
+    assert asked[0][1] == ["A", "B"]
+    assert list(config.load(served_by_ioc).config.motors) == ["A", "B"]
+
+
+def test_an_edit_of_a_motor_not_homing_goes_ahead(capsys, served_by_ioc, ioc_answers):
+    asked = answering(ioc_answers, served_by_ioc, homing=[])
+    code, out, err = run(capsys, "change", served_by_ioc, "A", "SIM:A", "-30", "0", "30")
+    assert (code, err) == (0, "")
+    assert "changed motor A" in out and asked[0][1] == ["A"]
+    assert config.load(served_by_ioc).config.motors["A"].hi_lim == 30
+
+
+@pytest.mark.parametrize("args", [["add", "{f}", "F", "SIM:F", "-5", "0", "5"],
+                                  ["change", "{f}", "A", "SIM:A", "-40", "0", "40"],
+                                  ["change", "{f}", "Q", "SIM:Q", "-5", "0", "5"],
+                                  ["remove", "{f}", "Q"]],
+                         ids=["add", "change to the same", "change unknown", "remove unknown"])
+def test_edits_that_touch_no_served_motor_do_not_ask_the_ioc(capsys, served_by_ioc,
+                                                             ioc_answers, args):
+    """An added motor is not served yet, an unchanged one keeps its settings, and a bad
+    argument is refused before the IOC is asked (and costs no wait)."""
+    asked = answering(ioc_answers, served_by_ioc, homing=["A", "B"])
+    run(capsys, *[arg.format(f=served_by_ioc) for arg in args])
+    assert asked == []
+
+
+def test_with_no_ioc_holding_the_file_the_ioc_is_not_asked(capsys, seed, ioc_answers):
+    asked = answering(ioc_answers, seed, homing=["B"])
+    code, _, err = run(capsys, "remove", seed, "B")
+    assert (code, err) == (0, "")
+    assert asked == []
+
+
+def test_an_ioc_holding_the_file_but_not_answering_refuses_the_edit(capsys, served_by_ioc,
+                                                                   ioc_answers):
+    answering(ioc_answers, served_by_ioc, silent=["TEST:ConfigFile"])
+    ioc_answers[0][0].served = None
+    before = served_by_ioc.read_bytes()
+    code, _, err = run(capsys, "change", served_by_ioc, "B", "SIM:B", "-5", "0", "5")
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("motion-box change: cannot tell whether B is homing: bench-ioc "
+                           f"with prefix TEST: on {os.uname().nodename}"), line
+    assert "TEST:ConfigFile did not answer within 1 s" in line
+    assert line.endswith("nothing written")
+    assert served_by_ioc.read_bytes() == before
+
+
+def test_an_ioc_answering_for_another_file_refuses_the_edit(capsys, served_by_ioc,
+                                                           ioc_answers, tmp_path):
+    answering(ioc_answers, tmp_path / "other.yaml")
+    code, _, err = run(capsys, "remove", served_by_ioc, "A")
+    assert code == 2
+    assert f"the IOC answering at TEST: serves {tmp_path / 'other.yaml'}" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_unreadable_owner_file_refuses_the_edit(capsys, served_by_ioc, monkeypatch):
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(ownership, "owner", unreadable)
+    code, _, err = run(capsys, "remove", served_by_ioc, "A")
+    assert code == 2
+    assert "cannot tell whether an IOC serves" in err and "(Permission denied)" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# --- every IOC record motion-box asks for is named by the spec ---------------------------
+MOTIONBOX = Path(probe.__file__).parent
+
+
+def string_pieces(path: Path) -> Iterator[str]:
+    """Every string constant of a module, f-string pieces included, docstrings not."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and id(node) not in docstrings):
+            yield node.value
+
+
+def test_no_ioc_record_name_is_spelt_out_in_motion_box():
+    """A record name (or the start of one, as in f"{prefix}HomeAll{suffix}") as a
+    string of its own or after a ":" would be a PV named outside the spec."""
+    records = {pv.name for scope in spec.SCOPES.values() for pv in scope.all()}
+    files = sorted(MOTIONBOX.glob("*.py"))
+    assert {p.name for p in files} >= {"cli.py", "edits.py", "probe.py", "display.py"}
+    for path in files:
+        for text in string_pieces(path):
+            tokens = re.findall(r"(?::|^)([A-Z][A-Za-z]*)(?=$|[^A-Za-z])", text.strip())
+            if not re.fullmatch(r":?[A-Z][A-Za-z]*", text.strip()):
+                tokens = [t for t in tokens if f":{t}" in text]  # inside a text: after ":"
+            spelt = {t for t in tokens
+                     if t in records or (len(t) > 3 and any(r.startswith(t) for r in records))}
+            assert not spelt, f"{path.name} spells out {sorted(spelt)} in {text!r}"

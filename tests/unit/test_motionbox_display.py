@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
-from benchioc.tools import motionbox
-from benchioc.tools.motionbox import HomeOutcome, MotorStatus, ProgressDisplay
+from benchioc.engines.homing import HomingState, HomingUpdate
+from benchioc.records.spec import MotorRecords
+from benchioc.tools.motionbox.cli import report_homing
+from benchioc.tools.motionbox.display import ProgressDisplay, format_table, number
+from benchioc.tools.motionbox.homing import HomeOutcome, show_update
+from benchioc.tools.motionbox.probe import UNREACHABLE, MotorStatus
 
 
 def test_plain_output_prints_a_line_per_state_or_message_change_only():
@@ -52,7 +54,7 @@ def test_progress_is_clamped_and_unknown_motors_are_ignored():
 
 
 def test_report_exits_0_only_when_every_motor_homed(capsys):
-    assert motionbox._report_homing({"A": HomeOutcome(True), "B": HomeOutcome(True)}) == 0
+    assert report_homing({"A": HomeOutcome(True), "B": HomeOutcome(True)}) == 0
     out, err = capsys.readouterr()
     assert out == "A: homed\nB: homed\n" and err == ""
 
@@ -61,7 +63,7 @@ def test_report_says_why_each_motor_did_not_home(capsys):
     outcomes = {"A": HomeOutcome(True),
                 "B": HomeOutcome(False, "ended Failed: no high limit switch within 12 s"),
                 "C": HomeOutcome(False, "not connected: SIM:C did not connect in 5 s")}
-    assert motionbox._report_homing(outcomes) == 1
+    assert report_homing(outcomes) == 1
     out, err = capsys.readouterr()
     assert out == "A: homed\n"
     assert "B: NOT homed: ended Failed: no high limit switch within 12 s" in err
@@ -72,19 +74,29 @@ def test_report_says_why_each_motor_did_not_home(capsys):
 def test_status_lines_name_their_source():
     ioc = MotorStatus("A", "IOC BENCH:", "Homed at 0", [("last homed", "2026-01-01")])
     assert ioc.describe() == "A: Homed at 0 (from IOC BENCH:)\n    last homed: 2026-01-01"
-    gone = MotorStatus("B", motionbox.UNREACHABLE, "unreachable", [("reason", "no answer")])
+    gone = MotorStatus("B", UNREACHABLE, "unreachable", [("reason", "no answer")])
     assert gone.describe().splitlines()[0] == "B: unreachable"
 
 
-def test_state_words_match_the_ioc_state_labels():
-    homing = pytest.importorskip("benchioc.engines.homing")
-    HomingState = homing.HomingState  # noqa: N806
+def test_engine_states_show_as_the_ioc_state_labels():
+    """Homing here or through the IOC, a row shows the same words: the State record's."""
+    labels = [option if isinstance(option, str) else option[0]
+              for option in MotorRecords.State.options]
+    assert labels == ["NotHomed", "Seeking", "Calibrating", "Centering", "Homed", "Aborted",
+                      "Failed"]
+    out = io.StringIO()
+    display = ProgressDisplay(["A"], out, tty=False)
+    for state in HomingState:
+        show_update(display, "A", HomingUpdate(state, 50, f"A: {state.name}"))
+    shown = [line.split()[1] for line in out.getvalue().splitlines()]
+    assert shown == labels
 
-    words = [motionbox.state_word(state) for state in HomingState]
-    assert words == ["NotHomed", "Seeking", "Calibrating", "Centering", "Homed", "Aborted",
-                     "Failed"]
+
+def test_numbers_show_as_a_person_writes_them():
+    assert [number(v) for v in (40.0, -2.5, -1e-15, -0.0, 0.001)] == [
+        "40", "-2.5", "0", "0", "0.001"]
 
 
 def test_table_columns_line_up():
-    table = motionbox.format_table(["motor", "x"], [["A", "1"], ["LONGNAME", "22"]])
+    table = format_table(["motor", "x"], [["A", "1"], ["LONGNAME", "22"]])
     assert table.splitlines() == ["motor     x", "A         1", "LONGNAME  22"]

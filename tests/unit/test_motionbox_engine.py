@@ -10,8 +10,8 @@ import types
 import pytest
 
 from benchioc import config
-from benchioc.tools import motionbox
-from benchioc.tools.motionbox import HomeRequest, ProgressDisplay
+from benchioc.tools.motionbox.display import ProgressDisplay
+from benchioc.tools.motionbox.homing import HomeRequest, home_motors
 
 fakemotor = pytest.importorskip("fakemotor")  # the homing engine's fake motor record
 
@@ -67,7 +67,7 @@ def test_homes_every_motor_and_shows_each_phase(tmp_path, fakes):
     out = io.StringIO()
     display = ProgressDisplay(["A", "B"], out, tty=False)
     outcomes = fakemotor.run_virtual(
-        motionbox.home_motors(request_for(tmp_path, ["A", "B"]), display))
+        home_motors(request_for(tmp_path, ["A", "B"]), display))
     assert {n: o.homed for n, o in outcomes.items()} == {"A": True, "B": True}
     lines = out.getvalue().splitlines()
     assert lines[0] == "homing A, B hi directly over CA"
@@ -84,7 +84,7 @@ def test_a_motor_that_does_not_connect_fails_with_the_reason(tmp_path, fakes):
     motors = {**SEED["motors"], "B": {**SEED["motors"]["B"], "pv_root": "NOPE:B"}}
     display = ProgressDisplay(["A", "B"], io.StringIO(), tty=False)
     outcomes = fakemotor.run_virtual(
-        motionbox.home_motors(request_for(tmp_path, ["A", "B"], "lo", motors), display))
+        home_motors(request_for(tmp_path, ["A", "B"], "lo", motors), display))
     assert outcomes["A"].homed
     assert not outcomes["B"].homed
     assert outcomes["B"].reason == "not connected: NOPE:B did not connect within 2 s"
@@ -95,7 +95,7 @@ def test_cancelling_stops_the_motor_and_closes_it(tmp_path, fakes):
 
     async def home_then_interrupt() -> None:
         task = asyncio.ensure_future(
-            motionbox.home_motors(request_for(tmp_path, ["A"]), display))
+            home_motors(request_for(tmp_path, ["A"]), display))
         while display.row("A").state != "Seeking":  # virtual time: costs nothing
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # well into the jog
