@@ -16,11 +16,17 @@ import pytest
 pytestmark = pytest.mark.integration
 
 BENCH = Path(__file__).resolve().parents[1] / "perf" / "bench.py"
-KEYS = {"homing_overhead_ms", "home_all_ratio", "home_all_100_ratio", "state_latency_ms",
-        "latency_under_load_ratio", "step_overhead_ms", "fly_position_error", "startup_s_5",
+KEYS = {"homing_overhead_ms", "homing_floor_ms", "homing_overhead_above_floor_ms",
+        "home_all_ratio", "home_all_100_ratio", "state_latency_ms",
+        "latency_under_load_ratio", "step_overhead_ms", "step_floor_ms",
+        "step_overhead_above_floor_ms", "fly_position_error", "startup_s_5",
         "startup_s_100", "rss_ratio_5"}
+# Beside the figures: why a figure is null, which bench, the load average around the run.
+ABOUT = {"null_reasons", "backend", "load_before", "load_after"}
+SYNC_KEYS = {"step_overhead_ms", "step_floor_ms", "step_overhead_above_floor_ms",
+             "fly_position_error"}
 # Built parts: these must be numbers; the sync ones may be null until Sync:Run is served.
-ALWAYS_MEASURED = KEYS - {"step_overhead_ms", "fly_position_error"}
+ALWAYS_MEASURED = KEYS - SYNC_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,8 @@ def tiny_run() -> subprocess.CompletedProcess:
 def test_tiny_benchmark_ends_with_one_json_object_with_exactly_the_keys(tiny_run) -> None:
     assert tiny_run.returncode == 0, tiny_run.stdout[-3000:] + tiny_run.stderr[-3000:]
     keys = json.loads(tiny_run.stdout.strip().splitlines()[-1])
-    assert set(keys) == KEYS
+    assert set(keys) == KEYS | ABOUT
+    assert keys["backend"] == "sim"
 
 
 def test_tiny_benchmark_measures_every_built_part(tiny_run) -> None:
@@ -41,9 +48,13 @@ def test_tiny_benchmark_measures_every_built_part(tiny_run) -> None:
         assert isinstance(keys[key], int | float) and math.isfinite(keys[key]), key
     for key in KEYS - ALWAYS_MEASURED:
         assert keys[key] is None or isinstance(keys[key], int | float), key
+        if keys[key] is None:
+            assert keys["null_reasons"].get(key), key  # a null says why
 
 
 def test_tiny_benchmark_prints_the_table_and_how_the_ideal_is_computed(tiny_run) -> None:
     assert "homing_overhead_ms" in tiny_run.stdout
+    assert "homing_overhead_above_floor_ms" in tiny_run.stdout
+    assert "floor: the same CA operations" in tiny_run.stdout
     assert "ideal = seek" in tiny_run.stdout
     assert "machine:" in tiny_run.stdout
