@@ -3,7 +3,8 @@
 The layout is bench.ui; this class binds its widgets to the records of the chosen motor
 (or of the whole bench for "All"), keeps a live row per configured motor, and adds or
 removes motors through `motion-box` on the config file the IOC serves. The decisions
-(which record each widget follows, the motion-box call) live in benchioc.gui.
+(which record each widget follows, the motion-box call) live in benchioc.tools.gui; every
+PV name comes from the spec (benchioc.records.spec).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from pydm.widgets.display_format import DisplayFormat
 from qtpy.QtCore import QProcess, Qt
 from qtpy.QtWidgets import QLabel
 
-from benchioc import gui
+from benchioc.records.spec import BenchRecords
+from benchioc.tools import gui
 
 log = logging.getLogger(__name__)
-
-STRING_LABELS = ("messageLabel", "benchMessageLabel", "configFileLabel", "lastHomedLabel")
 
 
 class BenchScreen(Display):
@@ -36,16 +36,16 @@ class BenchScreen(Display):
         self._process: QProcess | None = None
         self.setWindowTitle(f"Motion test bench {self.prefix}")
         self.ui.titleLabel.setText(f"Motion test bench — IOC prefix {self.prefix}")
-        for name in STRING_LABELS:
+        for name in gui.text_widgets():
             getattr(self.ui, name).displayFormat = DisplayFormat.String
-        for widget, record in gui.BENCH_BINDINGS.items():
-            getattr(self.ui, widget).channel = f"{gui.CA}{self.prefix}{record}"
+        for widget, pv in gui.BENCH_BINDINGS.items():
+            getattr(self.ui, widget).channel = gui.channel(pv, self.prefix)
         self.ui.motorCombo.currentTextChanged.connect(self.choose)
         self.ui.addButton.clicked.connect(self.add_motor)
         self.ui.removeButton.clicked.connect(self.remove_motor)
         # The motor set comes from the IOC, so an add/remove shows up by itself.
-        self._motors_channel = PyDMChannel(address=f"{gui.CA}{self.prefix}Motors",
-                                           value_slot=self.set_motors)
+        self._motors_channel = PyDMChannel(
+            address=gui.channel(BenchRecords.Motors, self.prefix), value_slot=self.set_motors)
         self._motors_channel.connect()
 
     def set_motors(self, value) -> None:
@@ -65,13 +65,20 @@ class BenchScreen(Display):
         self._fill_table()
 
     def choose(self, choice: str) -> None:
-        """Bind the motor panel to one motor's records, or the homing buttons to all."""
+        """Bind the motor panel to one motor's records, or the homing buttons to all.
+
+        A widget given a new channel is disabled until PyDM has connected it (and, for
+        the edits and buttons, found write access): PyDM enables it then. Enabled at once,
+        a button would look ready while a press could not yet write anything.
+        """
         if not choice:
             return
         for widget, channel in gui.channels_for(self.prefix, choice).items():
             target = getattr(self.ui, widget)
+            if (target.channel or "") == channel:
+                continue  # the same record: PyDM keeps its connection and state
+            target.setEnabled(False)
             target.channel = channel
-            target.setEnabled(bool(channel))
         self.ui.motorBox.setTitle("All motors" if choice == gui.ALL else f"Motor {choice}")
         self.ui.removeButton.setEnabled(choice != gui.ALL)
 
@@ -81,15 +88,16 @@ class BenchScreen(Display):
             grid.removeWidget(widget)
             widget.deleteLater()
         self._table_widgets = []
-        for column, title in enumerate(("Motor", *gui.TABLE_COLUMNS)):
+        titles = ("Motor", *(pv.name for pv in gui.TABLE_COLUMNS))
+        for column, title in enumerate(titles):
             self._add_cell(QLabel(f"<b>{title}</b>"), 0, column)
         for row, motor in enumerate(self.motors, start=1):
             self._add_cell(QLabel(motor), row, 0)
-            for column, record in enumerate(gui.TABLE_COLUMNS, start=1):
-                label = PyDMLabel(init_channel=f"{gui.CA}{self.prefix}{motor}:{record}")
-                label.setObjectName(f"table{motor}{record}")
+            for column, pv in enumerate(gui.TABLE_COLUMNS, start=1):
+                label = PyDMLabel(init_channel=gui.channel(pv, self.prefix, motor))
+                label.setObjectName(gui.table_cell_name(motor, pv))
                 label.alarmSensitiveBorder = True
-                if record == "Message":
+                if pv.kind in gui.TEXT_KINDS:
                     label.displayFormat = DisplayFormat.String
                 self._add_cell(label, row, column)
 

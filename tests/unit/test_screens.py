@@ -4,19 +4,43 @@ of the spec somewhere, State colours that match the spec's options."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from benchioc import config as cfg
-from benchioc.records.spec import BENCH_PVS, HOMING_STATES, MOTOR_PVS, SYNC_PVS
+from benchioc.records.spec import (
+    BENCH_PVS,
+    HOMING_STATES,
+    MOTOR_PVS,
+    SYNC_PVS,
+    BenchRecords,
+    MotorRecords,
+    Pv,
+    SyncRecords,
+)
 from benchioc.tools import screens
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "bench.yaml"
 OPI = ROOT / "opi"
 MACROS_A = {"P": "BENCH:", "M": "A", "ROOT": "SIM:A"}
+
+
+@contextmanager
+def renamed(names: dict[Pv, str]) -> Iterator[None]:
+    """The spec with these records renamed (a Pv's name is set once, by its class)."""
+    before = {pv: pv.name for pv in names}
+    try:
+        for pv, name in names.items():
+            object.__setattr__(pv, "name", name)
+        yield
+    finally:
+        for pv, name in before.items():
+            object.__setattr__(pv, "name", name)
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +98,13 @@ def test_every_record_of_the_spec_is_on_a_screen(rendered):
     bench = screens.referenced_pvs(rendered["bench.bob"])
     sync = screens.referenced_pvs(rendered["sync.bob"])
     shown = [pv for pv in (*MOTOR_PVS, *BENCH_PVS, *SYNC_PVS)
-             if pv.name not in screens.NOT_ON_SCREENS]
+             if pv not in screens.NOT_ON_SCREENS]
     assert {pv.full_name("BENCH:", "A") for pv in MOTOR_PVS if pv in shown} <= motor
     assert {pv.full_name("BENCH:") for pv in BENCH_PVS if pv in shown} <= bench
     assert {pv.full_name("BENCH:") for pv in SYNC_PVS if pv in shown} <= sync
     hidden = {pv.full_name("BENCH:") for pv in (*BENCH_PVS, *SYNC_PVS)
-              if pv.name in screens.NOT_ON_SCREENS}
-    assert len(hidden) == len(screens.NOT_ON_SCREENS)  # each name left out is a real record
+              if pv in screens.NOT_ON_SCREENS}
+    assert len(hidden) == len(screens.NOT_ON_SCREENS)  # each one left out is a bench record
     assert not hidden & (bench | sync)
 
 
@@ -159,3 +183,20 @@ def test_motors_of_another_config_get_their_own_rows(tmp_path):
     assert {"LAB:X1:State", "LAB:Y_2:State"} <= pvs
     assert not any(pv.startswith("LAB:A:") for pv in pvs)
     assert screens.default_macros(data) == {"P": "LAB:"}
+
+
+def test_a_record_renamed_in_the_spec_is_renamed_on_every_screen(rendered):
+    # Records whose screen label is not derived from the name: only the PV names change.
+    names = {MotorRecords.HomeHi: "RenamedHomeHi", MotorRecords.State: "RenamedState",
+             MotorRecords.Message: "RenamedMessage", BenchRecords.Tolerance: "RenamedTolerance",
+             SyncRecords.SetPositions: "RenamedSetPositions"}
+    with renamed(names):
+        again = screens.render(cfg.load(CONFIG).config)
+    pvs = screens.referenced_pvs(again["bench.bob"])
+    assert {"BENCH:A:RenamedHomeHi", "BENCH:A:RenamedState", "BENCH:A:RenamedMessage"} <= pvs
+    assert not {"BENCH:A:HomeHi", "BENCH:A:State", "BENCH:A:Message"} & pvs
+    assert "BENCH:Sync:RenamedSetPositions" in screens.referenced_pvs(again["sync.bob"])
+    for name, data in again.items():  # and nothing else changed: not a colour, not a width
+        for pv, new in names.items():
+            data = data.replace(new.encode(), pv.name.encode())
+        assert data == rendered[name], name

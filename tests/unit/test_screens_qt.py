@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchioc.records.spec import BenchRecords, MotorRecords
 from benchioc.tools import gui
 
 UI = Path(__file__).resolve().parents[2] / "opi" / "bench.ui"
@@ -30,6 +31,24 @@ def test_all_points_the_buttons_at_the_bench_and_leaves_motor_fields_unbound():
     assert channels["homedLabel"] == "ca://BENCH:AllHomed"
     for widget in ("pvRootEdit", "loLimEdit", "centerEdit", "hiLimEdit", "stateLabel"):
         assert channels[widget] == ""
+
+
+def test_channels_follow_the_spec_names():
+    before = MotorRecords.HomeHi.name, BenchRecords.HomeAllHi.name
+    try:  # a record renamed in the spec: the screen binds the new name
+        object.__setattr__(MotorRecords.HomeHi, "name", "GoHigh")
+        object.__setattr__(BenchRecords.HomeAllHi, "name", "AllGoHigh")
+        assert gui.channels_for("BENCH:", "B")["homeHiButton"] == "ca://BENCH:B:GoHigh"
+        assert gui.channels_for("BENCH:", gui.ALL)["homeHiButton"] == "ca://BENCH:AllGoHigh"
+    finally:
+        object.__setattr__(MotorRecords.HomeHi, "name", before[0])
+        object.__setattr__(BenchRecords.HomeAllHi, "name", before[1])
+
+
+def test_labels_of_text_records_show_text():
+    assert gui.text_widgets() == {"messageLabel", "benchMessageLabel", "configFileLabel",
+                                  "lastHomedLabel"}
+    assert gui.table_cell_name("A", MotorRecords.State) == "tableAState"
 
 
 def test_every_bound_widget_exists_in_the_ui_file():

@@ -330,10 +330,6 @@ BENCH_PVS = BenchRecords.all()
 SYNC_PVS = SyncRecords.all()
 
 
-def by_name(scope: Scope) -> dict[str, Pv]:
-    return {pv.name: pv for pv in SCOPES[scope].all()}
-
-
 @dataclass(frozen=True)
 class Served:
     """A record the IOC serves for a given prefix and motor set."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..records.spec import Scope, by_name
+from ..records.spec import BenchRecords, Kind, MotorRecords, Pv, Scope
 
 log = logging.getLogger(__name__)
 
@@ -35,49 +35,56 @@ class Binding:
     """Which record one screen widget shows for a motor, and for "All" (None: disabled)."""
 
     widget: str
-    motor_pv: str
-    all_pv: str | None
+    motor_pv: Pv
+    all_pv: Pv | None
 
 
 # Widget object names in opi/bench.ui and the record each one follows.
 BINDINGS: tuple[Binding, ...] = (
-    Binding("pvRootEdit", "PvRoot", None),
-    Binding("loLimEdit", "LoLim", None),
-    Binding("centerEdit", "Center", None),
-    Binding("hiLimEdit", "HiLim", None),
-    Binding("stateLabel", "State", None),
-    Binding("positionLabel", "Position", None),
-    Binding("progressLabel", "Progress", None),
-    Binding("homedLabel", "Homed", "AllHomed"),
-    Binding("busyLabel", "Busy", "Busy"),
-    Binding("lastHomedLabel", "LastHomed", None),
-    Binding("messageLabel", "Message", "Message"),
-    Binding("homeHiButton", "HomeHi", "HomeAllHi"),
-    Binding("homeLoButton", "HomeLo", "HomeAllLo"),
-    Binding("abortButton", "Abort", "AbortAll"),
+    Binding("pvRootEdit", MotorRecords.PvRoot, None),
+    Binding("loLimEdit", MotorRecords.LoLim, None),
+    Binding("centerEdit", MotorRecords.Center, None),
+    Binding("hiLimEdit", MotorRecords.HiLim, None),
+    Binding("stateLabel", MotorRecords.State, None),
+    Binding("positionLabel", MotorRecords.Position, None),
+    Binding("progressLabel", MotorRecords.Progress, None),
+    Binding("homedLabel", MotorRecords.Homed, BenchRecords.AllHomed),
+    Binding("busyLabel", MotorRecords.Busy, BenchRecords.Busy),
+    Binding("lastHomedLabel", MotorRecords.LastHomed, None),
+    Binding("messageLabel", MotorRecords.Message, BenchRecords.Message),
+    Binding("homeHiButton", MotorRecords.HomeHi, BenchRecords.HomeAllHi),
+    Binding("homeLoButton", MotorRecords.HomeLo, BenchRecords.HomeAllLo),
+    Binding("abortButton", MotorRecords.Abort, BenchRecords.AbortAll),
 )
 # Bench-wide widgets: the same record whatever is chosen.
-BENCH_BINDINGS: dict[str, str] = {
-    "toleranceEdit": "Tolerance",
-    "benchMessageLabel": "Message",
-    "configFileLabel": "ConfigFile",
-    "allHomedLabel": "AllHomed",
+BENCH_BINDINGS: dict[str, Pv] = {
+    "toleranceEdit": BenchRecords.Tolerance,
+    "benchMessageLabel": BenchRecords.Message,
+    "configFileLabel": BenchRecords.ConfigFile,
+    "allHomedLabel": BenchRecords.AllHomed,
 }
 # The live table of every motor: its columns and the record each follows.
-TABLE_COLUMNS: tuple[str, ...] = ("State", "Position", "Homed", "Message")
+TABLE_COLUMNS: tuple[Pv, ...] = (MotorRecords.State, MotorRecords.Position,
+                                 MotorRecords.Homed, MotorRecords.Message)
+# Read-only text records: a label shows them as text.
+TEXT_KINDS = frozenset({Kind.STRING_IN, Kind.LONG_STRING_IN})
 
 
-def _check_spec() -> None:
-    """Fail at import if a binding names a record the spec does not have."""
-    motor, bench = by_name(Scope.MOTOR), by_name(Scope.BENCH)
+def _check_scopes() -> None:
+    """Fail at import if a binding takes a record from the wrong scope."""
     for binding in BINDINGS:
-        assert binding.motor_pv in motor, binding
-        assert binding.all_pv is None or binding.all_pv in bench, binding
-    assert set(BENCH_BINDINGS.values()) <= set(bench)
-    assert set(TABLE_COLUMNS) <= set(motor)
+        assert binding.motor_pv.scope is Scope.MOTOR, binding
+        assert binding.all_pv is None or binding.all_pv.scope is Scope.BENCH, binding
+    assert all(pv.scope is Scope.BENCH for pv in BENCH_BINDINGS.values())
+    assert all(pv.scope is Scope.MOTOR for pv in TABLE_COLUMNS)
 
 
-_check_spec()
+_check_scopes()
+
+
+def channel(pv: Pv, prefix: str, motor: str | None = None) -> str:
+    """The PyDM channel address of one record."""
+    return f"{CA}{pv.full_name(prefix, motor)}"
 
 
 def channels_for(prefix: str, choice: str) -> dict[str, str]:
@@ -85,11 +92,25 @@ def channels_for(prefix: str, choice: str) -> dict[str, str]:
     channels = {}
     for binding in BINDINGS:
         if choice == ALL:
-            pv = f"{prefix}{binding.all_pv}" if binding.all_pv else ""
+            channels[binding.widget] = (channel(binding.all_pv, prefix) if binding.all_pv
+                                        else "")
         else:
-            pv = f"{prefix}{choice}:{binding.motor_pv}"
-        channels[binding.widget] = f"{CA}{pv}" if pv else ""
+            channels[binding.widget] = channel(binding.motor_pv, prefix, choice)
     return channels
+
+
+def table_cell_name(motor: str, pv: Pv) -> str:
+    """Object name of one cell of the live table (a test finds the cell by it)."""
+    return f"table{motor}{pv.name}"
+
+
+def text_widgets() -> set[str]:
+    """The bound widgets that show a text record whatever is chosen (PyDM's String
+    format: a long string arrives as a char array)."""
+    bound = [(b.widget, pv) for b in BINDINGS for pv in (b.motor_pv, b.all_pv) if pv]
+    bound += list(BENCH_BINDINGS.items())
+    return {widget for widget, _ in bound
+            if all(pv.kind in TEXT_KINDS for other, pv in bound if other == widget)}
 
 
 def parse_motors(value: Any) -> list[str]:
@@ -120,7 +141,7 @@ def motion_box_args(verb: str, config_file: str, name: str,
         raise ValueError(f"motion-box verb {verb!r} is not add or remove")
     if not config_file:
         raise ValueError("the IOC has not said which config file it uses "
-                         "($(P)ConfigFile is empty or not connected)")
+                         f"({BenchRecords.ConfigFile.full_name('$(P)')} is empty or not connected)")
     if not name:
         raise ValueError("give the motor a name (1-16 of A-Z a-z 0-9 _ -)")
     if verb == "add" and len(settings) != 4:

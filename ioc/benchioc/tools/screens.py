@@ -1,10 +1,12 @@
-"""Generate the Phoebus operator screens (opi/*.bob) from the PV spec in pvs.py.
+"""Generate the Phoebus operator screens (opi/*.bob) from the PV spec (records/spec.py).
 
 The screens are pvi Devices built from the same `Pv` entries that build the records, laid
 out by pvi's DLS formatter. A few things pvi's layout cannot say are added to its output
 with lxml, still from the spec: screen-wide default macros, a colour rule on the homing
 State, and the sync plot of measured against set positions. Nothing here is hand-written
 XML, and the output is deterministic, so a test can compare it with the checked-in files.
+Every PV name on the screens comes from a spec entry (`pv.full_name` with the macros), so a
+record renamed in the spec is renamed on the screens at the next generation.
 
 Macros: P (IOC prefix), M (motor name), ROOT (the motor record's PV root, used for the
 motor record's own fields). bench.bob passes all three when it opens motor.bob.
@@ -44,7 +46,17 @@ from pvi.device import (
 )
 
 from .. import config as cfg
-from ..records.spec import MOTOR_PVS, SYNC_PVS, Kind, Pv, Scope, by_name, scope_prefix
+from ..records.spec import (
+    MOTOR_PVS,
+    SYNC_PVS,
+    BenchRecords,
+    Kind,
+    MotorRecords,
+    Pv,
+    Scope,
+    SyncRecords,
+    scope_prefix,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +90,41 @@ STATE_COLOURS: dict[str, tuple[int, int, int]] = {
 
 # Records no screen shows: the heartbeat is for monitoring tools, and the per-frame times
 # and camera frame numbers are for data files and scripts (the plot shows positions).
-NOT_ON_SCREENS = frozenset({"Heartbeat", "Timestamps", "FrameNumbers"})
+NOT_ON_SCREENS: frozenset[Pv] = frozenset({BenchRecords.Heartbeat, SyncRecords.Timestamps,
+                                           SyncRecords.FrameNumbers})
 
-# The columns of one motor row on bench.bob: spec entry names, in order.
-BENCH_ROW = ("State", "Position", "HighLimitSwitch", "LowLimitSwitch", "Homed",
-             "HomeHi", "HomeLo", "Abort", "Message")
-ROW_HEADERS = ("State", "Position", "HLS", "LLS", "Homed", "Home hi", "Home lo", "Abort",
-               "Message")
+# The columns of one motor row on bench.bob, in order, with their column headers.
+BENCH_ROW: tuple[tuple[Pv, str], ...] = (
+    (MotorRecords.State, "State"),
+    (MotorRecords.Position, "Position"),
+    (MotorRecords.HighLimitSwitch, "HLS"),
+    (MotorRecords.LowLimitSwitch, "LLS"),
+    (MotorRecords.Homed, "Homed"),
+    (MotorRecords.HomeHi, "Home hi"),
+    (MotorRecords.HomeLo, "Home lo"),
+    (MotorRecords.Abort, "Abort"),
+    (MotorRecords.Message, "Message"),
+)
+# Below the rows on bench.bob: the bench-wide buttons, a summary row (headed by the record
+# names), and the bench's long strings, each on a line of its own.
+BENCH_BUTTONS = (BenchRecords.HomeAllHi, BenchRecords.HomeAllLo, BenchRecords.AbortAll)
+BENCH_SUMMARY = (BenchRecords.AllHomed, BenchRecords.Busy, BenchRecords.Tolerance)
+BENCH_STRINGS = (BenchRecords.Message, BenchRecords.Motors, BenchRecords.ConfigFile)
 # Long strings on bench.bob get this much more than one column's width.
 BENCH_MESSAGE_EXTRA = 320
+# Button texts where the record's name would read badly.
+BUTTON_LABELS: dict[Pv, str] = {
+    MotorRecords.HomeHi: "Home hi", MotorRecords.HomeLo: "Home lo",
+    BenchRecords.HomeAllHi: "Home all hi", BenchRecords.HomeAllLo: "Home all lo",
+    BenchRecords.AbortAll: "Abort all",
+}
+# The sync plot's traces, each against the set positions: (y record, colour, line, point).
+# Phoebus enums: trace_type 0 none, 1 line; point_type 0 none, 2 circles.
+SYNC_TRACES: tuple[tuple[Pv, tuple[int, int, int], str, str], ...] = (
+    (SyncRecords.SetPositions, (37, 99, 235), "1", "0"),
+    (SyncRecords.Positions, (220, 38, 38), "0", "2"),
+)
+SYNC_PLOT_X = SyncRecords.SetPositions
 
 
 def _option_label(option: str | tuple[str, str]) -> str:
@@ -124,9 +162,7 @@ def component(pv: Pv, pv_name: str, tag: str = "", label: str | None = "") -> Co
 
 
 def _button_label(pv: Pv) -> str:
-    words = {"HomeHi": "Home hi", "HomeLo": "Home lo", "HomeAllHi": "Home all hi",
-             "HomeAllLo": "Home all lo", "AbortAll": "Abort all"}
-    return words.get(pv.name, pv.name)
+    return BUTTON_LABELS.get(pv, pv.name)
 
 
 def _read_widget(pv: Pv):
@@ -142,7 +178,7 @@ def _read_widget(pv: Pv):
 
 
 def _groups(pvs: Iterable[Pv], names: dict[Pv, str], order: Sequence[str],
-            skip: Iterable[str] = ()) -> list[Group]:
+            skip: Iterable[Pv] = ()) -> list[Group]:
     """Spec entries grouped by their screen group, groups in the given order.
 
     A group's action buttons share one row, so an operator sees them side by side.
@@ -150,7 +186,7 @@ def _groups(pvs: Iterable[Pv], names: dict[Pv, str], order: Sequence[str],
     skipped = set(skip)
     grouped: dict[str, list[Pv]] = {group: [] for group in order}
     for pv in pvs:
-        if pv.name not in skipped:
+        if pv not in skipped:
             grouped.setdefault(pv.group, []).append(pv)
     return [Group(name=group, layout=Grid(), children=_group_children(group, members, names))
             for group, members in grouped.items() if members]
@@ -168,10 +204,10 @@ def _group_children(group: str, members: list[Pv], names: dict[Pv, str]
 
 def motor_device() -> Device:
     """motor.bob: one motor's config, homing controls and status, and its motor record."""
-    names = {pv: f"{P}{M}:{pv.name}" for pv in MOTOR_PVS}
+    names = {pv: pv.full_name(P, M) for pv in MOTOR_PVS}
     groups = _groups(MOTOR_PVS, names, ("Config", "Homing", "Status", "Motor"))
     # The tolerance is bench-wide, but it is part of how this motor gets homed.
-    tolerance = component(by_name(Scope.BENCH)["Tolerance"], f"{P}Tolerance",
+    tolerance = component(BenchRecords.Tolerance, BenchRecords.Tolerance.full_name(P),
                           label="Tolerance (bench-wide)")
     groups[0] = Group(name=groups[0].name, layout=groups[0].layout,
                       children=[*groups[0].children, tolerance])
@@ -179,7 +215,7 @@ def motor_device() -> Device:
               MOTOR_RECORD_FIELDS]
     groups.append(Group(name="MotorRecord", label=f"Motor record {ROOT}", layout=Grid(),
                         children=record))
-    return Device(label=f"Motor {M} ({P}{M}:)", children=groups)
+    return Device(label=f"Motor {M} ({P}{scope_prefix(Scope.MOTOR, M)})", children=groups)
 
 
 def _record_field(field: str, label: str, widget: str) -> SignalR:
@@ -200,47 +236,45 @@ def bench_device(motors: dict[str, str]) -> Device:
     The rows sit at the top level of the screen, where pvi gives every column the full
     widget width (inside a group it squeezes a row into one form column).
     """
-    motor_spec = by_name(Scope.MOTOR)
     rows: list[ComponentUnion] = []
     for index, (motor, root) in enumerate(motors.items()):
         # pvi names must be PascalCase; motor names need not be ("x_1"), so number them.
         tag = f"Motor{index + 1}"
         cells: list[ComponentUnion] = [
-            DeviceRef(name=f"{tag}Open", label="Open ⧉", pv=f"{P}{motor}:",
+            DeviceRef(name=f"{tag}Open", label="Open ⧉",
+                      pv=f"{P}{scope_prefix(Scope.MOTOR, motor)}",
                       ui="motor.bob", macros={"P": P, "M": motor, "ROOT": root})]
-        cells += [component(motor_spec[name], f"{P}{motor}:{name}", tag=tag)
-                  for name in BENCH_ROW]
-        header = ["Screen", *ROW_HEADERS] if index == 0 else None
+        cells += [component(pv, pv.full_name(P, motor), tag=tag) for pv, _ in BENCH_ROW]
+        header = ["Screen", *(title for _, title in BENCH_ROW)] if index == 0 else None
         rows.append(Group(name=tag, label=motor, layout=Row(header=header), children=cells))
     return Device(label=f"Motion test bench ({P})", children=[*rows, *_bench_rows()])
 
 
 def _bench_rows() -> list[ComponentUnion]:
     """Bench-wide homing buttons and summary in rows, then the bench's long strings."""
-    spec = by_name(Scope.BENCH)
 
-    def cells(*names: str) -> list[ComponentUnion]:
+    def cells(pvs: Iterable[Pv]) -> list[ComponentUnion]:
         # Short labels from the names: the row label column is narrow on this screen.
-        return [component(spec[name], f"{P}{name}", label=None) for name in names]
+        return [component(pv, pv.full_name(P), label=None) for pv in pvs]
 
-    summary = ("AllHomed", "Busy", "Tolerance")
     return [
-        Group(name="BenchHoming", label="Bench", layout=Row(),
-              children=cells("HomeAllHi", "HomeAllLo", "AbortAll")),
-        Group(name="BenchSummary", label=" ", layout=Row(header=list(summary)),
-              children=cells(*summary)),
-        *cells("Message", "Motors", "ConfigFile"),
+        Group(name="BenchHoming", label="Bench", layout=Row(), children=cells(BENCH_BUTTONS)),
+        Group(name="BenchSummary", label=" ",
+              layout=Row(header=[pv.name for pv in BENCH_SUMMARY]),
+              children=cells(BENCH_SUMMARY)),
+        *cells(BENCH_STRINGS),
     ]
 
 
 def sync_device() -> Device:
     """sync.bob: scan setup, preview, run/abort, progress and results (plot added later)."""
-    names = {pv: f"{P}{scope_prefix(Scope.SYNC)}{pv.name}" for pv in SYNC_PVS}
+    names = {pv: pv.full_name(P) for pv in SYNC_PVS}
     # The positions go on one plot added after formatting: pvi draws one trace per plot.
-    waveforms = [pv.name for pv in SYNC_PVS if pv.kind is Kind.WAVEFORM_IN]
+    waveforms = [pv for pv in SYNC_PVS if pv.kind is Kind.WAVEFORM_IN]
     groups = _groups(SYNC_PVS, names, ("Setup", "Preview", "Control", "Status", "Data"),
                      skip=waveforms)
-    return Device(label=f"Detector synchronisation ({P}Sync:)", children=groups)
+    return Device(label=f"Detector synchronisation ({P}{scope_prefix(Scope.SYNC)})",
+                  children=groups)
 
 
 # pvi's formatter sizes (label column, widget column) per screen: bench.bob is a wide
@@ -314,14 +348,16 @@ def _widen_bench_strings(tree: etree._ElementTree) -> None:
     def pv_of(widget: etree._Element) -> str:
         return widget.findtext("pv_name") or ""
 
-    motor_messages = [w for w in widgets if pv_of(w).endswith(":Message")]
+    motor_messages = [w for w in widgets
+                      if pv_of(w).endswith(f":{MotorRecords.Message.name}")]
     column_x = {w.findtext("x") for w in motor_messages}
+    header = dict(BENCH_ROW)[MotorRecords.Message]
     headers = [w for w in widgets if w.get("type") == "label"
-               and w.findtext("text") == "Message" and w.findtext("x") in column_x]
+               and w.findtext("text") == header and w.findtext("x") in column_x]
     for widget in motor_messages + headers:
         _grow(widget, "width", BENCH_MESSAGE_EXTRA)
     right = max(_number(w, "x") + _number(w, "width") for w in widgets)
-    bench_strings = {f"{P}{name}" for name in ("Message", "Motors", "ConfigFile")}
+    bench_strings = {pv.full_name(P) for pv in BENCH_STRINGS}
     for widget in widgets:
         if pv_of(widget) in bench_strings:
             _child(widget, "width").text = str(right - _number(widget, "x"))
@@ -375,20 +411,17 @@ def _add_sync_plot(tree: etree._ElementTree) -> None:
 
 
 def _add_traces(traces: etree._Element) -> None:
-    sync = f"{P}{scope_prefix(Scope.SYNC)}"
     # x is the set position for both traces: the set positions draw the ideal line and
     # the measured positions sit on it, or show how far off they were.
-    # Phoebus enums: trace_type 0 none, 1 line; point_type 0 none, 2 circles.
-    for name, rgb, line, point in (("SetPositions", (37, 99, 235), "1", "0"),
-                                   ("Positions", (220, 38, 38), "0", "2")):
+    for pv, rgb, line, point in SYNC_TRACES:
         trace = etree.SubElement(traces, "trace")
-        etree.SubElement(trace, "name").text = name
-        etree.SubElement(trace, "x_pv").text = f"{sync}SetPositions"
-        etree.SubElement(trace, "y_pv").text = f"{sync}{name}"
+        etree.SubElement(trace, "name").text = pv.name
+        etree.SubElement(trace, "x_pv").text = SYNC_PLOT_X.full_name(P)
+        etree.SubElement(trace, "y_pv").text = pv.full_name(P)
         etree.SubElement(trace, "err_pv").text = ""
         etree.SubElement(trace, "axis").text = "0"
         etree.SubElement(trace, "trace_type").text = line
-        _colour(etree.SubElement(trace, "color"), name, rgb)
+        _colour(etree.SubElement(trace, "color"), pv.name, rgb)
         etree.SubElement(trace, "line_width").text = line
         etree.SubElement(trace, "point_type").text = point
         etree.SubElement(trace, "point_size").text = "6"
@@ -411,10 +444,10 @@ def render(config: cfg.BenchConfig, prefix: str = DEFAULT_PREFIX) -> dict[str, b
             if file_name == "bench.bob":
                 _widen_bench_strings(tree)
             if file_name == "sync.bob":
-                _add_state_colours(tree, by_name(Scope.SYNC)["State"])
+                _add_state_colours(tree, SyncRecords.State)
                 _add_sync_plot(tree)
             else:
-                _add_state_colours(tree, by_name(Scope.MOTOR)["State"])
+                _add_state_colours(tree, MotorRecords.State)
             _fit_title(tree)
             extra = sorted(p.name for p in Path(tmp).iterdir() if p.name not in SCREENS)
             if extra:
