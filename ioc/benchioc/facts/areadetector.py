@@ -1,6 +1,6 @@
 """Facts about an areaDetector camera's `cam` records, shared by the camera client
 (sync/) and the simulated camera (sim/camera.py): the enum values of ImageMode,
-TriggerMode and DetectorState_RBV."""
+TriggerMode and DetectorState_RBV, and the labels of ShutterControl and ShutterMode."""
 
 from __future__ import annotations
 
@@ -32,3 +32,7 @@ class DetectorState(enum.IntEnum):
     INITIALIZING = 8
     DISCONNECTED = 9
     ABORTED = 10
+
+
+SHUTTER_LABELS = ("Close", "Open")  # ShutterControl (bo ZNAM/ONAM), ShutterStatus_RBV
+SHUTTER_MODE_LABELS = ("None", "EPICS PV", "Detector output")  # ShutterMode (mbbo)

@@ -1,0 +1,128 @@
+"""The simulated camera as an areaDetector over CA: ophyd's standard classes connect and
+take a frame, and the HDF5 plugin streams frames of the spot into a file."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import h5py
+import numpy as np
+import pytest
+
+from benchioc import epicsenv
+from benchioc.sim import image
+from simharness import caget, caput, run_ca, start_sim
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with start_sim(time_scale=10) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ophyd_env(sim):
+    """ophyd (pyepics) reads the CA environment at import: set it for this process."""
+    saved = dict(os.environ)
+    os.environ.update(epicsenv.loopback_env(ca_ports=[sim.port]))
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_ophyd_area_detector_cam_connects_and_a_single_trigger_takes_a_frame(
+        sim, ophyd_env) -> None:
+    from ophyd import Component, SingleTrigger
+    from ophyd.areadetector import DetectorBase
+    from ophyd.areadetector.cam import AreaDetectorCam
+    from ophyd.areadetector.plugins import ImagePlugin
+
+    cam = AreaDetectorCam("SIM:cam1:", name="cam")
+    cam.wait_for_connection(all_signals=True, timeout=20)
+    assert cam.manufacturer.get() == "Simulated detector"
+    assert cam.port_name.get() == "SIM1"
+
+    class Detector(SingleTrigger, DetectorBase):
+        cam = Component(AreaDetectorCam, "cam1:")
+        image = Component(ImagePlugin, "image1:")
+
+    det = Detector("SIM:", name="det")
+    det.wait_for_connection(timeout=20)
+    before = det.image.array_counter.get()
+    det.stage()
+    try:
+        det.trigger().wait(timeout=20)
+    finally:
+        det.unstage()
+    assert det.image.array_counter.get() == before + 1
+    frame = det.image.image
+    assert frame.shape == (image.HEIGHT, image.WIDTH)
+
+
+def capture(env) -> threading.Thread:
+    done = threading.Thread(target=caput, args=("SIM:HDF1:Capture", 1, env),
+                            kwargs={"callback": True}, daemon=True)
+    done.start()
+    return done
+
+
+def test_hdf5_stream_capture_writes_the_spot_and_completes_on_close(sim, tmp_path) -> None:
+    env = sim.env
+    run_ca("caput", "-S", "SIM:HDF1:FilePath", str(tmp_path), env=env)
+    assert caget("SIM:HDF1:FilePathExists_RBV", env) == "Yes"
+    run_ca("caput", "-S", "SIM:HDF1:FileName", "scan", env=env)
+    run_ca("caput", "-S", "SIM:HDF1:FileTemplate", "%s%s_%6.6d.h5", env=env)
+    caput("SIM:HDF1:FileWriteMode", "Stream", env)
+    caput("SIM:HDF1:NumCapture", 3, env)
+    caput("SIM:HDF1:LazyOpen", "Yes", env)
+    caput("SIM:cam1:ShutterControl", "Open", env)
+    waiter = capture(env)
+    caput("SIM:cam1:ImageMode", "Multiple", env)
+    caput("SIM:cam1:NumImages", 3, env)
+    caput("SIM:cam1:Acquire", 1, env, callback=True)
+    waiter.join(20)
+    assert not waiter.is_alive(), "Capture's put-callback did not complete"
+    name = caget("SIM:HDF1:FullFileName_RBV", env, "-S")
+    assert name == f"{tmp_path}/scan_000000.h5"
+    assert caget("SIM:HDF1:NumCaptured_RBV", env) == "3"
+    assert caget("SIM:HDF1:WriteStatus", env) == "Write OK"
+    with h5py.File(name) as h5:
+        data = h5["entry/data/data"]
+        assert data.shape == (3, image.HEIGHT, image.WIDTH) and data.dtype == np.uint16
+        a_position = float(caget("SIM:A.RBV", env))
+        column = image.SpotOptics(-40, 40).column(a_position)
+        assert image.centroid_column(data[0]) == pytest.approx(column, abs=1.0)
+
+
+def test_hdf5_missing_directory_says_what_the_genuine_says(sim) -> None:
+    env = sim.env
+    run_ca("caput", "-S", "SIM:HDF1:FilePath", "/nonexistent/dir", env=env)
+    assert caget("SIM:HDF1:FilePathExists_RBV", env) == "No"
+    caput("SIM:HDF1:FileWriteMode", "Stream", env)
+    caput("SIM:HDF1:LazyOpen", "No", env)
+    caput("SIM:HDF1:Capture", 1, env, callback=True, timeout=10)  # fails at once
+    assert caget("SIM:HDF1:WriteStatus", env) == "Write error"
+    assert caget("SIM:HDF1:WriteMessage", env, "-S") == \
+        "Error opening file /nonexistent/dir/scan_000000.h5, status=3"
+    assert caget("SIM:HDF1:Capture_RBV", env) == "Done"
+
+
+def test_frames_are_stamped_at_delivery_after_the_exposure(sim, ophyd_env) -> None:
+    import epics
+
+    env = sim.env
+    caput("SIM:cam1:ImageMode", "Single", env)
+    caput("SIM:cam1:AcquireTime", 1.0, env)  # 0.1 s real at time scale 10
+    try:
+        caput("SIM:cam1:Acquire", 1, env, callback=True)
+        counter = epics.PV("SIM:cam1:ArrayCounter_RBV", form="time")
+        delivered = counter.get_with_metadata(timeout=5)["timestamp"]
+        exposure_start = float(epics.caget("SIM:cam1:TimeStamp_RBV", timeout=5))
+        readout = float(caget("SIM:cam1:Sim:ReadoutTime", env))
+        # delivery = exposure start + AcquireTime + readout (real seconds: / time scale)
+        assert delivered - exposure_start == pytest.approx((1.0 + readout) / 10, abs=1e-3)
+    finally:
+        caput("SIM:cam1:AcquireTime", 0.01, env)
