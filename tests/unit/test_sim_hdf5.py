@@ -58,6 +58,20 @@ def test_missing_directory_reports_as_the_genuine(tmp_path) -> None:
     assert w.full_file_name == "/nonexistent/dir/scan_000000.h5"
 
 
+def test_capture_clears_the_file_name_and_a_lazy_one_says_lazy_open(tmp_path) -> None:
+    w = writer(tmp_path, num_capture=1)
+    w.on_frame(frame())
+    assert w.start_capture() and w.full_file_name.endswith("scan_000000.h5")
+    assert w.on_frame(frame())  # the capture ends and the file is closed
+    w.lazy_open = True
+    assert w.start_capture()
+    assert (w.full_file_name, w.write_message) == ("", "Lazy Open...")
+    w.on_frame(frame())  # opens: the message is cleared
+    assert w.write_message == "" and w.full_file_name.endswith("scan_000000.h5")
+    w.stop_capture(put=True)  # a put of 0 after a lazy start says it again
+    assert w.write_message == "Lazy Open..."
+
+
 def test_single_mode_refuses_capture(tmp_path) -> None:
     w = writer(tmp_path, write_mode=WriteMode.SINGLE)
     w.on_frame(frame())

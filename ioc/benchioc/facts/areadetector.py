@@ -34,5 +34,9 @@ class DetectorState(enum.IntEnum):
     ABORTED = 10
 
 
-SHUTTER_LABELS = ("Close", "Open")  # ShutterControl (bo ZNAM/ONAM), ShutterStatus_RBV
+SHUTTER_LABELS = ("Close", "Open")  # ShutterControl (bo ZNAM/ONAM)
+SHUTTER_STATUS_LABELS = ("Closed", "Open")  # ShutterStatus_RBV, ShutterControlEPICS (bi)
+# NDArray.timeStamp (a plugin's TimeStamp_RBV) and epicsTS (EpicsTSSec_RBV) count from
+# the EPICS epoch, 1990-01-01 UTC: POSIX seconds = EPICS seconds + this.
+EPICS_EPOCH_OFFSET_S = 631152000
 SHUTTER_MODE_LABELS = ("None", "EPICS PV", "Detector output")  # ShutterMode (mbbo)

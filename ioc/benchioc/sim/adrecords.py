@@ -23,6 +23,7 @@ DATA_TYPES = ("Int8", "UInt8", "Int16", "UInt16", "Int32", "UInt32", "Int64", "U
               "Float32", "Float64")
 COLOR_MODES = ("Mono", "RGB1", "RGB2", "RGB3")
 BAYER_PATTERNS = ("RGGB", "GBRG", "GRBG", "BGGR")
+NO_LABELS = ("", "")  # a bo without ZNAM/ONAM
 STRING_SIZE = 256  # NDArrayBase.template / NDFile.template char waveforms (NELM)
 
 # The genuine output record and its readback's record type.
@@ -57,11 +58,14 @@ def make_property(name: str, record: str, value: Any, enum: tuple[str, ...] = ()
     """A pvproperty with the genuine record type (RTYP) and the matching CA type."""
     record = CAPROTO_RECORD.get(record, record)
     if record == "waveform" and isinstance(value, str):
+        # Native DBF_CHAR with NELM elements, as the genuine: `report_as_string` would
+        # make caproto announce DBF_STRING x 1, and then `caput -S` (a char array
+        # longer than 1) is refused by the client ("Invalid element count requested")
+        # before any putter runs.
         length = kwargs.pop("length", STRING_SIZE)
         return pvproperty(name=name, value=value, dtype=ChannelType.CHAR,
                           max_length=length, string_encoding="latin-1",
-                          report_as_string=True, record="waveform", read_only=read_only,
-                          **kwargs)
+                          record="waveform", read_only=read_only, **kwargs)
     if enum:
         return pvproperty(name=name, value=value, dtype=ChannelType.ENUM,
                           enum_strings=enum, record=record, read_only=read_only, **kwargs)
@@ -152,9 +156,8 @@ def array_base(port: str, manufacturer: str = "", model: str = "") -> list[Rec]:
         Rec("PoolUsedMem", "ai", 0.0),
         Rec("PoolAllocBuffers", "longin", 0),
         Rec("PoolFreeBuffers", "longin", 0),
-        Rec("PoolMaxBuffers", "longin", 0),
         Rec("PoolUsedBuffers", "calc", 0.0),
-        Rec("EmptyFreeList", "bo", "Done", enum=("Done", "Empty")),
+        Rec("EmptyFreeList", "bo", "", enum=NO_LABELS),
         Rec("NumQueuedArrays", "longin", 0),
         Rec("WaitForPlugins", "bo", "No", enum=NO_YES),
         Rec("AsynIO", "longout", 0),  # an asyn record on the genuine IOC

@@ -7,8 +7,9 @@ completes every frame due by then, and `next_event_time()` says when to call it 
 A frame's `timestamp` is the start of its exposure (for an external trigger: the time of
 the pulse) and `delivered` the time its callback fires, `AcquireTime + readout` later.
 As on areaDetector, the CA records of a frame (`ArrayCounter_RBV`, the plugins') are
-stamped at delivery; the start of the exposure is the NDArray's own time stamp
-(`TimeStamp_RBV`). `Sim:ReadoutTime` (sim only) says the readout time.
+stamped at delivery; the start of the exposure is the NDArray's own time stamp (a
+plugin's `TimeStamp_RBV`, seconds past the EPICS epoch). `Sim:ReadoutTime` (sim only)
+says the readout time.
 
 Timing follows the real cameras: exposures start every `max(AcquirePeriod, AcquireTime +
 readout)`; a frame completes `AcquireTime + readout` after its exposure started; an
@@ -41,12 +42,13 @@ from caproto.server import PVGroup, SubGroup, pvproperty
 from ..facts.areadetector import (
     SHUTTER_LABELS,
     SHUTTER_MODE_LABELS,
+    SHUTTER_STATUS_LABELS,
     DetectorState,
     ImageMode,
     TriggerMode,
 )
 from . import image
-from .adrecords import NO_YES, Rec, array_base, char_waveform, record, records_group
+from .adrecords import NO_LABELS, NO_YES, Rec, array_base, char_waveform, record, records_group
 from .plugins import CAMERA_PORT, ImageFrame, PluginGroup
 
 log = logging.getLogger(__name__)
@@ -217,11 +219,11 @@ def cam_records() -> list[Rec]:
             enum=("Normal", "Background", "FlatField", "DblCorrelation")),
         Rec("ShutterMode", "mbbo", "None", rbv=True, enum=SHUTTER_MODE_LABELS),
         Rec("ShutterControl", "bo", "Open", rbv=True, enum=SHUTTER_LABELS),
-        Rec("ShutterStatus_RBV", "bi", "Open", enum=SHUTTER_LABELS),
+        Rec("ShutterStatus_RBV", "bi", "Open", enum=SHUTTER_STATUS_LABELS),
         Rec("ShutterOpenDelay", "ao", 0.0, rbv=True),
         Rec("ShutterCloseDelay", "ao", 0.0, rbv=True),
-        Rec("ShutterControlEPICS", "bi", "Close", enum=SHUTTER_LABELS),
-        Rec("ShutterOpenEPICS", "calcout", 1.0),
+        Rec("ShutterControlEPICS", "bi", "Closed", enum=SHUTTER_STATUS_LABELS),
+        Rec("ShutterOpenEPICS", "calcout", 0.0),
         Rec("ShutterCloseEPICS", "calcout", 0.0),
         Rec("ShutterStatusEPICS_RBV", "mbbi", "Closed", enum=("Closed", "Open")),
         Rec("ShutterFanout", "fanout", 0),
@@ -231,7 +233,7 @@ def cam_records() -> list[Rec]:
         char_waveform("StatusMessage_RBV"),
         char_waveform("StringToServer_RBV"),
         char_waveform("StringFromServer_RBV"),
-        Rec("ReadStatus", "bo", "Done", enum=("Done", "Read")),
+        Rec("ReadStatus", "bo", "", enum=NO_LABELS),
         Rec("AcquireBusy", "busy", "Done", enum=("Done", "Acquiring")),
         Rec("AcquireBusyCB", "bi", "Done", enum=("Done", "Acquiring")),
         *(Rec(f"ArraySize{i}", "longin", 0) for i in range(3)),
@@ -425,16 +427,16 @@ class CameraGroup(PVGroup):
         return full[min_y:min_y + size_y, min_x:min_x + size_x]
 
     async def _deliver(self, frame: Frame) -> None:
-        """A frame's callback: records stamped at delivery, then the plugins."""
+        """A frame's callback: records stamped at delivery, then the plugins. As on
+        simDetector, the driver sets only the array size readbacks; the NDArray's
+        uniqueId and time stamps are the plugins' (UniqueId_RBV, TimeStamp_RBV and
+        NDimensions_RBV of cam1: stay 0)."""
         stamp = frame.delivered
         data = self.render(frame)
         self.unique_id = frame.number
         height, width = data.shape
         for name, value in (("ArraySizeX_RBV", width), ("ArraySizeY_RBV", height),
-                            ("ArraySizeZ_RBV", 0), ("ArraySize_RBV", data.nbytes),
-                            ("NDimensions_RBV", 2), ("UniqueId_RBV", frame.number),
-                            ("TimeStamp_RBV", frame.timestamp),
-                            ("NumExposuresCounter_RBV", 1)):
+                            ("ArraySizeZ_RBV", 0), ("ArraySize_RBV", data.nbytes)):
             if record(self, name).value != value:
                 await record(self, name).write(value, timestamp=stamp)
         await self.array_counter_rbv.write(frame.number, timestamp=stamp)

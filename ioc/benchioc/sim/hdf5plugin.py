@@ -8,6 +8,9 @@ clients meet it (checked against the genuine simDetector IOC):
 - The file name is FileTemplate % (FilePath_RBV, FileName, FileNumber), C printf style
   ("%s%s_%6.6d.h5" -> /data/scan_000007.h5); with AutoIncrement=Yes, FileNumber goes up
   by one when a file is opened (FullFileName_RBV keeps the number it was opened with).
+- Capture=1 first clears WriteStatus, WriteMessage and FullFileName_RBV; a capture
+  started with LazyOpen=Yes then reads WriteMessage "Lazy Open..." until its file opens
+  (and so does a later Capture=0 put, as the genuine's writeInt32 does).
 - Capture (a busy record) in Stream mode opens the file at once, unless LazyOpen=Yes
   (then at the first frame); on a fresh IOC with LazyOpen=No it fails at once ("must
   collect an array to get dimensions first", in the IOC's log only, Capture back to
@@ -46,6 +49,7 @@ DATASET = "entry/data/data"
 OPEN_ERROR_STATUS = 3  # asynDisabled, what NDFileHDF5::openFile returns on failure
 NO_ARRAY_YET = "must collect an array to get dimensions first"
 SINGLE_REFUSES_CAPTURE = "ERROR: capture not supported in Single mode"
+LAZY_OPEN = "Lazy Open..."
 
 
 class WriteMode(enum.IntEnum):
@@ -105,6 +109,7 @@ class HDF5Writer:
     write_message: str = ""
     array_counter: int = 0
     last: np.ndarray | None = None
+    _lazy: bool = False  # LazyOpen as latched by the last Capture=1
     _buffer: list[np.ndarray] = field(default_factory=list)
     _file: h5py.File | None = None
 
@@ -167,7 +172,20 @@ class HDF5Writer:
 
     # --- commands ----------------------------------------------------------------------
     def start_capture(self) -> bool:
-        """Capture=1; False when refused (Capture goes back to Done)."""
+        """Capture=1; False when refused (Capture goes back to Done). As
+        NDPluginFile::writeInt32: the status, message and full file name are cleared
+        first, LazyOpen is latched, and a capture started lazily says "Lazy Open..."."""
+        self.write_ok = True
+        self.write_message = ""
+        self.full_file_name = ""
+        self._lazy = self.lazy_open
+        if not self._start_capture():
+            return False
+        if self._lazy:
+            self.write_message = LAZY_OPEN
+        return True
+
+    def _start_capture(self) -> bool:
         if self.last is None and not self.lazy_open:
             log.error("NDPluginFile::doCapture: ERROR, %s", NO_ARRAY_YET)
             return False
@@ -184,11 +202,15 @@ class HDF5Writer:
         self.capturing = True
         return True
 
-    def stop_capture(self) -> None:
-        """Capture=0 (or the last frame captured): Stream closes its file."""
+    def stop_capture(self, *, put: bool = False) -> None:
+        """Capture=0 (`put`) or the last frame captured: Stream closes its file. A put
+        of 0 after a capture started with LazyOpen says "Lazy Open..." again, as the
+        genuine's writeInt32 does after any successful doCapture."""
         if self.write_mode == WriteMode.STREAM:
             self._close()
         self.capturing = False
+        if put and self._lazy:
+            self.write_message = LAZY_OPEN
 
     def write_file(self) -> None:
         """WriteFile=1: Single writes the last frame, Capture the buffered ones."""
@@ -255,8 +277,7 @@ def _hdf5_records() -> list[Rec]:
         Rec("NumFramesFlush", "longout", 0, rbv=True),
         Rec("BoundaryAlign", "longout", 0, rbv=True),
         Rec("BoundaryThreshold", "longout", 65536, rbv=True),
-        Rec("NumExtraDims", "mbbo", "0", rbv=True,
-            enum=("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")),
+        Rec("NumExtraDims", "longout", 0, rbv=True),
         *(Rec(f"ExtraDimSize{x}", "longout", 1, rbv=True) for x in ("N", "X", "Y")),
         *(Rec(f"ExtraDimName{x}_RBV", "stringin", "") for x in ("N", "X", "Y")),
         Rec("StoreAttr", "bo", "Yes", rbv=True, enum=NO_YES),
@@ -266,8 +287,6 @@ def _hdf5_records() -> list[Rec]:
         Rec("SWMRMode", "bo", "Off", rbv=True, enum=("Off", "On")),
         Rec("PositionMode", "bo", "Off", rbv=True, enum=("Off", "On")),
         Rec("FillValue", "ao", 0.0, rbv=True),
-        Rec("FileNumber_Sync", "longout", 0),
-        Rec("FileNumber_write", "longout", 0),
     ]
 
 
@@ -395,9 +414,12 @@ class HDF5PluginGroup(PluginGroup):
             await instance.write("Capture", verify_value=False)
             await self._captured.wait()
             return "Done"
-        if self.writer.capturing:
-            self.writer.stop_capture()
+        was_capturing = self.writer.capturing
+        self.writer.stop_capture(put=True)
+        if was_capturing:
             await self._finish()
+        else:
+            await self._publish()
         return "Done"
 
     @write_file.putter

@@ -16,7 +16,16 @@ import numpy as np
 from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty
 
-from .adrecords import DISABLE_ENABLE, NO_YES, Rec, array_base, record, records_group
+from ..facts.areadetector import EPICS_EPOCH_OFFSET_S
+from .adrecords import (
+    DISABLE_ENABLE,
+    NO_LABELS,
+    NO_YES,
+    Rec,
+    array_base,
+    record,
+    records_group,
+)
 
 CAMERA_PORT = "SIM1"  # the driver's asyn port (PortName_RBV of cam1:)
 
@@ -52,7 +61,7 @@ def plugin_base(port: str, plugin_type: str) -> list[Rec]:
         Rec("NumThreads", "longout", 1, rbv=True),
         Rec("MaxThreads_RBV", "longin", 1),
         Rec("ExecutionTime_RBV", "ai", 0.0),
-        Rec("ProcessPlugin", "bo", 0),
+        Rec("ProcessPlugin", "bo", "", enum=NO_LABELS),
         Rec("Dim0SA", "subArray", [0] * 10),
         Rec("Dim1SA", "subArray", [0] * 10),
         Rec("Dim2SA", "subArray", [0] * 10),
@@ -101,15 +110,21 @@ class PluginGroup(PVGroup):
         raise NotImplementedError
 
     async def publish_array(self, frame: ImageFrame, *, count: bool = True) -> None:
-        """The NDArray readbacks of a processed frame, stamped at its delivery."""
+        """The NDArray readbacks of a processed frame, stamped at its delivery, as
+        NDPluginDriver sets them (ArraySizeX/Y/Z_RBV and ArraySize_RBV are the
+        driver's: they stay 0 on a plugin); the NDArray's time stamps count from the
+        EPICS epoch."""
         stamp = frame.delivered
         height, width = frame.data.shape
+        epics_ts = stamp - EPICS_EPOCH_OFFSET_S
         for name, value in (("NDimensions_RBV", 2), ("ArraySize0_RBV", width),
                             ("ArraySize1_RBV", height), ("ArraySize2_RBV", 0),
-                            ("ArraySizeX_RBV", width), ("ArraySizeY_RBV", height),
-                            ("ArraySize_RBV", frame.data.nbytes),
+                            ("Dimensions_RBV", [width, height] + [0] * 8),
+                            ("CompressedSize_RBV", frame.data.nbytes),
                             ("UniqueId_RBV", frame.unique_id),
-                            ("TimeStamp_RBV", frame.exposure_start)):
+                            ("TimeStamp_RBV", frame.exposure_start - EPICS_EPOCH_OFFSET_S),
+                            ("EpicsTSSec_RBV", int(epics_ts)),
+                            ("EpicsTSNsec_RBV", int(round(epics_ts % 1 * 1e9)) % 10**9)):
             await record(self, name).write(value, timestamp=stamp)
         if count:
             await self.array_counter_rbv.write(self.array_counter_rbv.value + 1,
@@ -128,14 +143,13 @@ class StdArraysGroup(PluginGroup):
     array_data = pvproperty(value=[0] * IMAGE_ELEMENTS, dtype=ChannelType.LONG,
                             max_length=IMAGE_ELEMENTS, name="ArrayData", record="waveform",
                             read_only=True)
+    # NDStdArrays.template's ArraySize0..2 (longin, not the _RBVs): the genuine plugin
+    # leaves them 0
     array_size0 = pvproperty(value=0, name="ArraySize0", record="longin", read_only=True)
     array_size1 = pvproperty(value=0, name="ArraySize1", record="longin", read_only=True)
     array_size2 = pvproperty(value=0, name="ArraySize2", record="longin", read_only=True)
 
     async def on_frame(self, frame: ImageFrame) -> None:
-        height, width = frame.data.shape
         await self.publish_array(frame)
-        await self.array_size0.write(width, timestamp=frame.delivered)
-        await self.array_size1.write(height, timestamp=frame.delivered)
         flat: Any = frame.data.astype(np.int32).ravel().tolist()
         await self.array_data.write(flat, timestamp=frame.delivered)
