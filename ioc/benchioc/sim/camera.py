@@ -5,18 +5,19 @@ The model is event based and driven by the caller's clock, so it is exact and te
 without I/O: `start`, `stop` and `trigger` change its state at a given time, `advance(now)`
 completes every frame due by then, and `next_event_time()` says when to call it again.
 A frame's `timestamp` is the start of its exposure (for an external trigger: the time of
-the pulse) and `delivered` the time its callback fires, `AcquireTime + readout` later.
-As on areaDetector, the CA records of a frame (`ArrayCounter_RBV`, the plugins') are
-stamped at delivery; the start of the exposure is the NDArray's own time stamp (a
-plugin's `TimeStamp_RBV`, seconds past the EPICS epoch). `Sim:ReadoutTime` (sim only)
-says the readout time.
+the pulse) and `delivered` the time its callback fires: the end of the exposure,
+`AcquireTime` later, as on simDetector (which delivers about 0.1 ms after the exposure
+ends). As on areaDetector, the CA records of a frame (`ArrayCounter_RBV`, the plugins')
+are stamped at delivery; the start of the exposure is the NDArray's own time stamp (a
+plugin's `TimeStamp_RBV`, seconds past the EPICS epoch).
 
-Timing follows the real cameras: exposures start every `max(AcquirePeriod, AcquireTime +
-readout)`; a frame completes `AcquireTime + readout` after its exposure started; an
-external trigger that arrives while the camera is still busy is ignored (a missed
-frame). The fault knob `DropFrames` loses the next N frames after exposure: the camera
-counts them as images taken (`NumImagesCounter_RBV`) but never delivers them
-(`ArrayCounter_RBV` does not move), as a camera whose link drops frames does.
+The readout time (`Sim:ReadoutTime`, sim only) does not delay delivery: it is the
+camera's dead time after an exposure, the minimum gap before the next one. Exposures
+start every `max(AcquirePeriod, AcquireTime + readout)`; an external trigger that arrives
+during an exposure or the readout after it is ignored (a missed frame). The fault knob
+`DropFrames` loses the next N frames after exposure: the camera counts them as images
+taken (`NumImagesCounter_RBV`) but never delivers them (`ArrayCounter_RBV` does not
+move), as a camera whose link drops frames does.
 
 Each delivered frame is a picture (sim/image.py): a spot whose column follows the user
 position of the motor named by `Sim:SpotMotor` at mid-exposure, on dark noise; with
@@ -67,7 +68,7 @@ class Frame:
     number: int  # ArrayCounter after this frame; 0 for a dropped frame
     timestamp: float  # start of the exposure, caller's clock
     dropped: bool = False
-    delivered: float = 0.0  # when the frame's callback fires: timestamp + frame_time
+    delivered: float = 0.0  # when the frame's callback fires: the end of the exposure
 
 
 class CameraModel:
@@ -88,11 +89,13 @@ class CameraModel:
         self._started = 0  # exposures begun in this acquisition
         self._next_start: float | None = None
         self._exposure_start: float | None = None
+        self._busy_until = -math.inf  # the end of the last frame's readout
         self._completed: list[Frame] = []
 
     # --- settings --------------------------------------------------------------------
     @property
     def frame_time(self) -> float:
+        """Exposure and readout: the shortest time from one exposure to the next."""
         return self.acquire_time + self.readout_time
 
     @property
@@ -123,6 +126,7 @@ class CameraModel:
         self.num_images_counter = 0
         self._started = 0
         self._exposure_start = None
+        self._busy_until = -math.inf
         internal = self.trigger_mode == TriggerMode.INTERNAL
         self._next_start = now if internal else None
 
@@ -139,7 +143,7 @@ class CameraModel:
             return False
         self._run_until(at)  # a frame that ended before this edge frees the camera
         if not self.acquiring or self._exposure_start is not None \
-                or self._started >= self.target:
+                or at < self._busy_until or self._started >= self.target:
             self.ignored_triggers += 1
             return False
         self._begin(at)
@@ -147,7 +151,7 @@ class CameraModel:
 
     def next_event_time(self) -> float | None:
         if self._exposure_start is not None:
-            return self._exposure_start + self.frame_time
+            return self._exposure_start + self.acquire_time
         if self.acquiring and self._next_start is not None and self._started < self.target:
             return self._next_start
         return None
@@ -162,7 +166,7 @@ class CameraModel:
     def _run_until(self, now: float) -> None:
         while True:
             if self._exposure_start is not None:
-                if self._exposure_start + self.frame_time > now:
+                if self._exposure_start + self.acquire_time > now:
                     return
                 self._completed.append(self._complete())
                 continue
@@ -179,7 +183,8 @@ class CameraModel:
     def _complete(self) -> Frame:
         assert self._exposure_start is not None
         started = self._exposure_start
-        delivered = started + self.frame_time
+        delivered = started + self.acquire_time
+        self._busy_until = started + self.frame_time  # readout: no exposure before
         self._exposure_start = None
         self.num_images_counter += 1
         if self.num_images_counter >= self.target:
@@ -281,7 +286,9 @@ class CameraGroup(PVGroup):
     detector_state = _enum(STATE_LABELS, "Idle", "", name="DetectorState_RBV",
                            read_only=True, record="mbbi")
     readout_time = pvproperty(value=DEFAULT_READOUT_S, name="Sim:ReadoutTime", units="s",
-                              precision=4, read_only=True)
+                              precision=4, read_only=True,
+                              doc="dead time after each exposure: the minimum gap before "
+                              "the next one (frames are delivered at the exposure's end)")
     drop_frames = pvproperty(value=0, name="Sim:DropFrames",
                              doc="fault: the next N frames are exposed but lost")
     ignored_triggers = pvproperty(value=0, name="Sim:IgnoredTriggers", read_only=True)
