@@ -8,8 +8,9 @@ A frame's `timestamp` is the start of its exposure (for an external trigger: the
 the pulse) and `delivered` the time its callback fires: the end of the exposure,
 `AcquireTime` later, as on simDetector (which delivers about 0.1 ms after the exposure
 ends). As on areaDetector, the CA records of a frame (`ArrayCounter_RBV`, the plugins')
-are stamped at delivery; the start of the exposure is the NDArray's own time stamp (a
-plugin's `TimeStamp_RBV`, seconds past the EPICS epoch).
+are stamped at delivery (with a time scale: exposure start + AcquireTime as set, see
+`_deliver`); the start of the exposure is the NDArray's own time stamp (a plugin's
+`TimeStamp_RBV`, seconds past the EPICS epoch).
 
 The readout time (`Sim:ReadoutTime`, sim only) does not delay delivery: it is the
 camera's dead time after an exposure, the minimum gap before the next one. Exposures
@@ -437,8 +438,15 @@ class CameraGroup(PVGroup):
         """A frame's callback: records stamped at delivery, then the plugins. As on
         simDetector, the driver sets only the array size readbacks; the NDArray's
         uniqueId and time stamps are the plugins' (UniqueId_RBV, TimeStamp_RBV and
-        NDimensions_RBV of cam1: stay 0)."""
-        stamp = frame.delivered
+        NDimensions_RBV of cam1: stay 0).
+
+        The stamp is the end of the exposure in the camera's own seconds: exposure
+        start + AcquireTime as set. At time scale 1 that is the wall time of the
+        delivery; a faster simulation delivers 1/time_scale of the exposure after its
+        start, but stamps as a camera that exposed for AcquireTime, so that a client
+        moving the stamp back by AcquireTime (as for any areaDetector) finds the
+        exposure start, on the wall clock of the motors and the trigger box."""
+        stamp = frame.timestamp + (frame.delivered - frame.timestamp) * self.time_scale
         data = self.render(frame)
         self.unique_id = frame.number
         height, width = data.shape
