@@ -28,13 +28,18 @@ def test_internal_multiple_takes_num_images_at_the_period() -> None:
     assert model.state == DetectorState.IDLE
 
 
-def test_frame_completes_after_exposure_and_readout() -> None:
+def test_frame_is_delivered_at_the_end_of_the_exposure() -> None:
+    # as simDetector: the callback fires when the exposure ends; the readout does not
+    # delay it
     model = camera(image_mode=ImageMode.SINGLE)
     model.start(0.0)
-    assert model.advance(0.0115) == []
+    assert model.advance(0.0095) == []
     assert model.state == DetectorState.ACQUIRE
-    assert model.next_event_time() == pytest.approx(0.012)
-    assert [f.number for f in model.advance(0.012)] == [1]
+    assert model.next_event_time() == pytest.approx(0.01)
+    frames = model.advance(0.01)
+    assert [(f.number, f.timestamp) for f in frames] == [(1, 0.0)]
+    assert frames[0].delivered == pytest.approx(0.01)
+    assert not model.acquiring
 
 
 def test_period_shorter_than_exposure_plus_readout_is_stretched() -> None:
@@ -42,6 +47,17 @@ def test_period_shorter_than_exposure_plus_readout_is_stretched() -> None:
     model.start(0.0)
     frames = model.advance(1.0)
     assert [f.timestamp for f in frames] == pytest.approx([0.0, 0.012, 0.024])
+    # each delivered when its exposure ends; the readout only spaces the exposures
+    assert [f.delivered for f in frames] == pytest.approx([0.01, 0.022, 0.034])
+
+
+def test_readout_is_dead_time_between_frames_not_a_delivery_delay() -> None:
+    model = camera(num_images=3)
+    model.start(0.0)
+    model.advance(0.011)
+    assert model.array_counter == 1  # delivered at 0.01, during the readout
+    assert model.state == DetectorState.WAITING
+    assert model.next_event_time() == pytest.approx(0.05)
 
 
 def test_continuous_runs_until_stopped_and_stop_loses_the_exposure() -> None:
@@ -70,9 +86,13 @@ def test_trigger_while_busy_or_idle_is_ignored() -> None:
     assert not model.trigger(0.0)  # not acquiring
     model.start(0.0)
     assert model.trigger(1.0)
-    assert not model.trigger(1.005)  # exposure + readout takes 12 ms
-    assert model.ignored_triggers == 2
-    assert len(model.advance(2.0)) == 1
+    assert not model.trigger(1.005)  # during the exposure
+    frames = model.advance(1.0105)
+    assert [(f.number, f.delivered) for f in frames] == [(1, pytest.approx(1.01))]
+    assert not model.trigger(1.011)  # delivered, but still in its 2 ms readout
+    assert model.ignored_triggers == 3
+    assert model.trigger(1.012)  # exposure + readout after the last one: taken
+    assert [f.timestamp for f in model.advance(2.0)] == [1.012]
 
 
 def test_internal_trigger_mode_ignores_external_pulses() -> None:

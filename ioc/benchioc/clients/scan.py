@@ -50,8 +50,6 @@ PUT_TIMEOUT_S = 5.0
 # simulated camera's. simDetector needs none (it computes the image inside the exposure).
 DEFAULT_READOUT_S = 0.002
 IMAGE_MODE_LABELS = ("Single", "Multiple", "Continuous")
-# How long to look for the simulation's Sim:ReadoutTime once the camera answers.
-PROBE_TIMEOUT_S = 1.0
 # How long a camera may take to report that it stopped (Acquire_RBV back to Done).
 STOP_TIMEOUT_S = 5.0
 # How long a motor's monitors may lag behind the put-callback that ended its move.
@@ -209,9 +207,7 @@ class CaCamera:
     Frame times: an areaDetector driver stamps ArrayCounter_RBV when it delivers the
     frame, after the exposure (simDetector: exposure + about 0.1 ms), so the client moves
     each stamp back by AcquireTime to the start of the exposure. The bench simulation
-    (benchioc.sim.camera) stamps the start of the exposure itself, and publishes its
-    readout time as `Sim:ReadoutTime`: that PV, looked for on each connection, tells them
-    apart."""
+    (benchioc.sim.camera) stamps at delivery too, and is treated alike."""
 
     def __init__(self, prefix: str, *, trigger_labels: tuple[str, str] = ("Internal",
                  "External"), file_pv: str = "",
@@ -220,11 +216,10 @@ class CaCamera:
         self.trigger_labels = trigger_labels
         self.file_pv = file_pv
         self.default_readout_time = readout_time
-        self.stamps_exposure_start = False  # learnt on connection
         self._readout_time = readout_time
         self._exposure = 0.0  # AcquireTime of the current configuration
         self._frames = _Watchers(self.pv("ArrayCounter_RBV"), self._frame)
-        self._link = _Link(self.pv("Acquire"), learn=self._learn)
+        self._link = _Link(self.pv("Acquire"))
 
     def pv(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -245,20 +240,6 @@ class CaCamera:
         if not await self._link.wait_connected(timeout):
             raise DeviceError(f"camera {self.prefix} not found within {timeout:g} s "
                               f"(no answer from {self.pv('Acquire')})")
-
-    async def _learn(self) -> None:
-        try:
-            readout = await caget(self.pv("Sim:ReadoutTime"), timeout=PROBE_TIMEOUT_S)
-        except CANothing:
-            self._readout_time = self.default_readout_time
-            self.stamps_exposure_start = False
-        else:
-            self._readout_time = float(readout)
-            self.stamps_exposure_start = True
-        log.info("camera %s: %s, readout %g s", self.prefix,
-                 "the bench simulation, frames stamped at the exposure start"
-                 if self.stamps_exposure_start else
-                 "an areaDetector driver, frames stamped at delivery", self._readout_time)
 
     # --- acquisition -------------------------------------------------------------------
     async def configure(self, *, exposure: float, period: float, image_mode: ImageMode,
@@ -321,10 +302,8 @@ class CaCamera:
         return int(await _get(self.pv("NumImagesCounter_RBV")))
 
     def _frame(self, value: Any) -> Frame:
-        stamp = float(value.timestamp)
-        if not self.stamps_exposure_start:
-            stamp -= self._exposure  # delivered at the end of the exposure
-        return Frame(int(value), stamp)
+        # delivered at the end of the exposure
+        return Frame(int(value), float(value.timestamp) - self._exposure)
 
     def watch_frames(self, callback: Callable[[Frame], None]) -> Unsubscribe:
         return self._frames.add(callback)

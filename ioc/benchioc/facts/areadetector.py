@@ -1,6 +1,6 @@
 """Facts about an areaDetector camera's `cam` records, shared by the camera client
 (sync/) and the simulated camera (sim/camera.py): the enum values of ImageMode,
-TriggerMode and DetectorState_RBV."""
+TriggerMode and DetectorState_RBV, and the labels of ShutterControl and ShutterMode."""
 
 from __future__ import annotations
 
@@ -32,3 +32,11 @@ class DetectorState(enum.IntEnum):
     INITIALIZING = 8
     DISCONNECTED = 9
     ABORTED = 10
+
+
+SHUTTER_LABELS = ("Close", "Open")  # ShutterControl (bo ZNAM/ONAM)
+SHUTTER_STATUS_LABELS = ("Closed", "Open")  # ShutterStatus_RBV, ShutterControlEPICS (bi)
+# NDArray.timeStamp (a plugin's TimeStamp_RBV) and epicsTS (EpicsTSSec_RBV) count from
+# the EPICS epoch, 1990-01-01 UTC: POSIX seconds = EPICS seconds + this.
+EPICS_EPOCH_OFFSET_S = 631152000
+SHUTTER_MODE_LABELS = ("None", "EPICS PV", "Detector output")  # ShutterMode (mbbo)

@@ -57,10 +57,25 @@ def motor_groups(config: BenchConfig, motors: dict[str, MotorSim], time_scale: f
 
 
 def detector_groups(config: BenchConfig, motors: dict[str, MotorSim], time_scale: float):
-    """The camera and the trigger box (sim/camera.py, sim/triggerbox.py)."""
+    """The camera and the trigger box (sim/camera.py, sim/triggerbox.py), and the
+    camera's areaDetector plugins `image1:` and `HDF1:` beside `cam1:` (a camera prefix
+    `P:cam1:` puts them at `P:image1:` and `P:HDF1:`)."""
+    from .camera import CameraGroup
+    from .hdf5plugin import HDF5PluginGroup
+    from .plugins import StdArraysGroup
+    from .triggerbox import SimMotorPositions
     from .triggerbox import detector_groups as build
 
-    return build(config, motors, time_scale)
+    groups = list(build(config, motors, time_scale))
+    for camera in [g for g in groups if isinstance(g, CameraGroup)]:
+        ranges = {name: (m.lo_lim, m.hi_lim) for name, m in config.motors.items()}
+        camera.attach_motors(SimMotorPositions(motors), ranges)
+        stem = camera.prefix.rstrip(":").rpartition(":")[0]
+        device = f"{stem}:" if stem else ""
+        camera.plugins = [StdArraysGroup(prefix=f"{device}image1:"),
+                          HDF5PluginGroup(prefix=f"{device}HDF1:")]
+        groups.extend(camera.plugins)
+    return groups
 
 
 GROUP_FACTORIES: list[GroupFactory] = [motor_groups, detector_groups]
