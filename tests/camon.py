@@ -1,18 +1,100 @@
-"""A real `camonitor` in the background: tests wait on monitor updates, not on sleeps."""
+"""A real `camonitor` in the background: tests wait on monitor updates, not on sleeps.
+Also what every test harness shares: the process group of a started tool, and the
+loopback ports its servers listen on (server_port, unique across parallel test runs)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchioc import epicsenv
+
 CAMONITOR = str(Path(sys.executable).parent / "camonitor")
+
+# --- server ports ------------------------------------------------------------------------
+# The test processes start CA/PVA servers on loopback in parallel (pytest-xdist workers,
+# and a test may run a script that starts its own). A port picked by binding port 0 and
+# closing it (epicsenv.free_port) is free only at that moment: another process may be
+# handed it before the server binds it, and two CA servers sharing a UDP port (rsrv and
+# caproto set SO_REUSEADDR) lose each other's searches. So each process claims a block of
+# ports of its own, below the kernel's ephemeral range (where no client socket is ever
+# given a port), with an exclusive lock file that the kernel releases when the process
+# ends; it hands out the block's ports in turn, each checked free (TCP and UDP) first.
+PORT_BASE = 20000
+PORT_BLOCK = 200
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "bench-ioc-test-ports"
+_block: tuple[int, int, object] | None = None  # (first port, size, held lock file)
+_block_pid = 0  # a forked child claims a block of its own
+_next = 0
+_port_lock = threading.Lock()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _claim_block() -> tuple[int, int, object] | None:
+    """An unclaimed block of ports, locked for this process's life; a pytest-xdist worker
+    tries the block of its number first (gw1: the second), so workers rarely contend."""
+    count = max(0, (_ephemeral_start() - PORT_BASE) // PORT_BLOCK)
+    if not count:
+        return None
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = int(worker) % count if worker.isdigit() else 0
+    _PORT_LOCKS.mkdir(parents=True, exist_ok=True)
+    for index in ((first + i) % count for i in range(count)):
+        start = PORT_BASE + index * PORT_BLOCK
+        lock = open(_PORT_LOCKS / f"{start}.lock", "w")  # noqa: SIM115 - held until exit
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        return start, PORT_BLOCK, lock
+    return None
+
+
+def _is_free(port: int) -> bool:
+    """Nothing is bound to the port, TCP or UDP, on loopback (nor lingers in TIME_WAIT:
+    no SO_REUSEADDR here)."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind((epicsenv.LOOPBACK, port))
+            except OSError:
+                return False
+    return True
+
+
+def server_port() -> int:
+    """A loopback port for a server this process starts: from this process's own block,
+    free now, and not handed out again until the block has gone round."""
+    global _block, _block_pid, _next
+    with _port_lock:
+        if _block is None or _block_pid != os.getpid():
+            _block, _block_pid, _next = _claim_block(), os.getpid(), 0
+        if _block is None:  # no room below the ephemeral range: the kernel's pick
+            return epicsenv.free_port()
+        start, size, _ = _block
+        for _ in range(size):
+            port = start + _next % size
+            _next += 1
+            if _is_free(port):
+                return port
+    raise RuntimeError(f"no free port in {start}-{start + size - 1}")
 
 
 def spawn(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:

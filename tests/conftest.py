@@ -14,7 +14,8 @@ epicsenv.apply_loopback_env()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    # "No tests collected" must fail, not pass silently (pytest's exit code 5).
+    # "No tests collected" must fail, not pass silently (pytest's exit code 5). Under
+    # pytest-xdist the controller's session ends with that code too, and is changed here.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -34,6 +35,24 @@ def bench_config(repo_root, tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "bench.yaml"
     shutil.copy(repo_root / "configs" / "bench.yaml", path)
     return path
+
+
+@pytest.fixture(scope="module")
+def sim_ioc(request, repo_root, tmp_path_factory):
+    """`bench-ioc --sim` (time scale 20) on this module's copy of configs/<CONFIG> (the
+    module's CONFIG, default bench.yaml); it must still be running when the module ends."""
+    import shutil
+
+    from iocharness import IocProcess
+
+    name = getattr(request.module, "CONFIG", "bench.yaml")
+    path = tmp_path_factory.mktemp("sim_ioc") / name
+    shutil.copy(repo_root / "configs" / name, path)
+    process = IocProcess(path, time_scale=20)
+    yield process
+    alive = process.process.poll() is None
+    process.stop()
+    assert alive, "the IOC died during the module's tests:\n" + process.output()[-3000:]
 
 
 def epics_tool(name: str) -> str:

@@ -7,8 +7,10 @@ the genuine tier is skipped with a line that says how to enable it:
 
     . PREFIX/env.sh && .venv/bin/pytest        # (.ci/run builds PREFIX and does this)
 
-Each IOC serves on a free loopback port (its start-up script takes the port from
-EPICS_CAS_SERVER_PORT) and is ready when it prints iocInit's last line.
+Each IOC serves on a loopback port of the test process's own (camon.server_port: never
+a fixed one, nor one another parallel test process may be handed; its start-up script
+takes the port from EPICS_CAS_SERVER_PORT) and is ready when it prints iocInit's last
+line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from benchioc import epicsenv
-from camon import end
+from camon import end, server_port
 
 MOTOR_VARS = ("GENUINE_MOTOR_IOC", "GENUINE_MOTOR_CMD")
 AD_VARS = ("GENUINE_AD_IOC", "GENUINE_AD_CMD")
@@ -85,11 +87,11 @@ class GenuineIoc:
 
 def _start(executable: str, script: str, prefix_var: str, prefix: str, what: str,
            port: int | None = None, ready_timeout: float = 30.0) -> GenuineIoc:
-    port = port or epicsenv.free_port()
+    port = port or server_port()
     env = epicsenv.loopback_env(server_port=port)
     env[prefix_var] = prefix
     # the start-up scripts use relative paths nowhere; the log keeps stdout and stderr
-    log = tempfile.NamedTemporaryFile("w+", prefix=f"genuine-{what}-", suffix=".log",
+    log = tempfile.NamedTemporaryFile("w+", prefix=f"genuine-{what}-", suffix=".log",  # noqa: SIM115
                                       delete=False)
     process = subprocess.Popen([executable, script], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -1,7 +1,7 @@
 """Start `bench-ioc` as a subprocess on loopback and talk to it with real CA tools.
 
 Like pythonSoftIOC's own tests: a subprocess, a ready line on stdout, real clients,
-a signal to stop. Ports are free ones, so runs never collide.
+a signal to stop. Its ports come from camon.server_port, so parallel runs never collide.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchioc import epicsenv
+from camon import server_port
 
 BIN = Path(sys.executable).parent
 READY_RE = re.compile(r"bench-ioc ready prefix=(\S*) port=(\d+) pva_port=(\d+) "
@@ -37,16 +38,23 @@ class IocProcess:
         command = [sys.executable, "-m", "benchioc.tools.cli", "--config", str(config),
                    "--prefix", prefix, *extra]
         self.server_ports = [sim_port] if sim_port is not None else list(server_ports)
-        if not self.server_ports:
-            command += ["--sim", "--time-scale", str(time_scale)]
-            env = epicsenv.loopback_env()
-        else:
-            self.port = epicsenv.free_port()
-            self.pva_udp_port = epicsenv.free_port()
-            command += ["--port", str(self.port), "--pva-port", str(epicsenv.free_port()),
-                        "--pva-udp-port", str(self.pva_udp_port)]
-            env = epicsenv.loopback_env(ca_ports=self.server_ports, server_port=self.port)
+        # Every port is given (camon.server_port: unique across parallel test processes),
+        # none left to the IOC's own pick of a free one.
+        self.port = server_port()
+        self.pva_udp_port = server_port()
+        command += ["--port", str(self.port), "--pva-port", str(server_port()),
+                    "--pva-udp-port", str(self.pva_udp_port)]
         self.sim_port = sim_port
+        if not self.server_ports:
+            # known now, not only once the IOC prints its "clients:" line after the ready
+            # line: a client may use `env` the moment this returns
+            self.sim_port = server_port()
+            command += ["--sim", "--time-scale", str(time_scale),
+                        "--sim-port", str(self.sim_port)]
+            env = epicsenv.loopback_env()
+            self.server_ports = [self.sim_port]
+        else:
+            env = epicsenv.loopback_env(ca_ports=self.server_ports, server_port=self.port)
         self.motors: list[str] = []
         self.ready_line = ""
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
@@ -67,9 +75,6 @@ class IocProcess:
                 self.pva_udp_port = int(match.group(4))
                 self.motors = match.group(5).split(",") if match.group(5) else []
                 self._ready.set()
-            if "clients: export" in line and not self.server_ports:
-                self.sim_port = int(line.rsplit(":", 1)[1].strip('"\n '))
-                self.server_ports = [self.sim_port]
         self._ready.set()  # the process ended: whoever waits must look at the output
 
     def output(self) -> str:
@@ -100,6 +105,25 @@ class IocProcess:
         if callback:
             args += ["-c", "-w", str(timeout)]
         return self.run_tool(*args, self.pv(name), value, timeout=timeout + 10)
+
+    # Any PV its clients see, by full name: the motor records' fields and the devices'
+    # as well as the IOC's own. Each fails the test when the tool fails.
+    def read(self, *pvs: str) -> list[str]:
+        """One caget for all (each CA tool start costs ~0.2 s here): each value as text
+        (-t), long strings as strings (-S)."""
+        result = self.run_tool("caget", "-w", "5", "-t", "-S", *pvs)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout.splitlines()
+
+    def numbers(self, *pvs: str) -> list[float]:
+        return [float(value) for value in self.read(*pvs)]
+
+    def write(self, pv: str, value: str, *, callback: bool = False,
+              wait: float = 60) -> None:
+        """caput; with callback, returns when the put completes (-c, at most `wait` s)."""
+        args = ["caput", "-t"] + (["-c", "-w", f"{wait:g}"] if callback else [])
+        result = self.run_tool(*args, pv, value, timeout=max(60, wait + 10))
+        assert result.returncode == 0, result.stdout + result.stderr
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.process.poll() is None:

@@ -6,8 +6,8 @@ Reusable by any integration test:
         run_ca("caput", "-c", "-w", "30", "SIM:A.VAL", "3", env=sim.env)
         with Monitor(["SIM:A.DMOV"], sim.env) as mon: ...
 
-Everything stays on loopback: the sim serves on a free port and `sim.env` is the
-environment a client needs to find it (and only it).
+Everything stays on loopback: the sim serves on a port of its own (camon.server_port)
+and `sim.env` is the environment a client needs to find it (and only it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchioc import epicsenv
-from camon import end, spawn
+from camon import end, server_port, spawn
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "configs" / "bench.yaml"
@@ -82,8 +82,8 @@ def client_env(ports: Iterable[int]) -> dict[str, str]:
 def start_sim(config_path: str | os.PathLike = DEFAULT_CONFIG, time_scale: float = 10.0,
               port: int | None = None, ready_timeout: float = 30.0) -> SimProcess:
     """Start the simulated bench and return once it printed its ready line."""
-    port = port or epicsenv.free_port()
-    stderr_file = tempfile.NamedTemporaryFile(  # closed by stop()
+    port = port or server_port()
+    stderr_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by stop()
         "w+", prefix="bench-sim-", suffix=".log", delete=False)
     cmd = [sys.executable, "-m", "benchioc.sim", "--config", str(config_path),
            "--port", str(port), "--time-scale", repr(time_scale)]

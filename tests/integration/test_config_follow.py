@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -15,14 +14,7 @@ from iocharness import IocProcess
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ioc(repo_root, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("follow")
-    path = folder / "motion_box.json"
-    shutil.copy(repo_root / "configs" / "motion_box.json", path)
-    process = IocProcess(path, time_scale=20)
-    yield process
-    process.stop()
+CONFIG = "motion_box.json"  # sim_ioc serves a copy of configs/motion_box.json
 
 
 def motion_box(ioc: IocProcess, *args: str) -> subprocess.CompletedProcess:
@@ -30,37 +22,37 @@ def motion_box(ioc: IocProcess, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_motion_box_change_shows_on_the_records(ioc):
-    name = ioc.pv("A:LoLim")
-    with CaMonitor(ioc.env, name) as monitor:
+def test_motion_box_change_shows_on_the_records(sim_ioc):
+    name = sim_ioc.pv("A:LoLim")
+    with CaMonitor(sim_ioc.env, name) as monitor:
         monitor.wait_for(name, lambda v: True)  # the first (current) value
-        result = motion_box(ioc, "change", str(ioc.config), "A", "SIM:A", "-30", "0", "30")
+        result = motion_box(sim_ioc, "change", str(sim_ioc.config), "A", "SIM:A", "-30", "0", "30")
         assert result.returncode == 0, result.stderr
         monitor.wait_for(name, lambda v: float(v) == -30, timeout=15)
-    assert ioc.caget("A:HiLim") == ["30"]
+    assert sim_ioc.caget("A:HiLim") == ["30"]
 
 
-def test_malformed_hand_edit_is_reported_and_ignored(ioc):
-    good = ioc.config.read_text()
-    name = ioc.pv("Message")
-    with CaMonitor(ioc.env, name) as monitor:
+def test_malformed_hand_edit_is_reported_and_ignored(sim_ioc):
+    good = sim_ioc.config.read_text()
+    name = sim_ioc.pv("Message")
+    with CaMonitor(sim_ioc.env, name) as monitor:
         monitor.wait_for(name, lambda v: True)
         start = monitor.count(name)
-        ioc.config.write_text(good.replace('"hi_lim": 20', '"hi_lim": "twenty"'))
+        sim_ioc.config.write_text(good.replace('"hi_lim": 20', '"hi_lim": "twenty"'))
         index = monitor.wait_for(name, lambda v: True, timeout=15, start=start)
         text = monitor.texts(name)[index]
-    ioc.config.write_text(good)
+    sim_ioc.config.write_text(good)
     assert "ignored" in text and "motors.B.hi_lim" in text
-    assert ioc.caget("B:HiLim") == ["20"]
+    assert sim_ioc.caget("B:HiLim") == ["20"]
 
 
-def test_added_motor_gets_its_records(ioc):
-    result = motion_box(ioc, "add", str(ioc.config), "F", "SIM:F", "-1", "0", "1")
+def test_added_motor_gets_its_records(sim_ioc):
+    result = motion_box(sim_ioc, "add", str(sim_ioc.config), "F", "SIM:F", "-1", "0", "1")
     assert result.returncode == 0, result.stderr
     # the IOC re-executes itself to serve the new motor set; wait for F's records
-    got = ioc.run_tool("caget", "-w", "30", "-t", ioc.pv("F:State"))
-    assert got.stdout.split() == ["NotHomed"], got.stdout + got.stderr + ioc.output()
-    connected = ioc.pv("F:Connected")
-    with CaMonitor(ioc.env, connected) as monitor:
+    got = sim_ioc.run_tool("caget", "-w", "30", "-t", sim_ioc.pv("F:State"))
+    assert got.stdout.split() == ["NotHomed"], got.stdout + got.stderr + sim_ioc.output()
+    connected = sim_ioc.pv("F:Connected")
+    with CaMonitor(sim_ioc.env, connected) as monitor:
         monitor.wait_value(connected, "Yes", timeout=15)
-    assert "F" in config.load(ioc.config).config.motors
+    assert "F" in config.load(sim_ioc.config).config.motors

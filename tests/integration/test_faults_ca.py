@@ -28,17 +28,21 @@ pytestmark = pytest.mark.integration
 
 MOTOR = "A"
 NO_KNOBS = "the fault knobs are the simulation's (<root>:Sim:...)"
-TIME_SCALE = 10  # Calibrating lasts ~10 ms real: enough for the in-process-fast aborter
+# the sim's time scale, also of the shared bench (tests/integration/conftest.py: bench, ioc,
+# on both backends). Calibrating lasts ~10 ms real: enough for the in-process PUT_WHEN
+TIME_SCALE = 10
 CONNECTION_TIMEOUT = 2.0
 
-# A CA client that puts Abort the moment every watched PV shows its value: a caput
-# started after a camonitor line would come tens of milliseconds too late for the
-# Calibrating phase. It prints "ready" once its monitors have their first values.
-ABORTER = r"""
+# A CA client that puts PV=VALUE the moment every watched PV shows its value: a caput
+# started after a camonitor line comes a process start late (tenths of a second, more on
+# a loaded machine): too late for the Calibrating phase (a few ms), and for a fault that
+# must reach the sim while the seek is under way (A's lasts ~0.4 s at this time scale).
+# It prints "ready" once its monitors have their first values, "put" once it has put.
+PUT_WHEN = r"""
 import asyncio, sys
 from aioca import camonitor, caput
 
-async def main(abort_pv, pairs):
+async def main(target, value, pairs):
     want = dict(pair.split("=", 1) for pair in pairs)
     latest, first, fired = {}, asyncio.Event(), asyncio.Event()
     def on_value(value, pv):
@@ -51,26 +55,34 @@ async def main(abort_pv, pairs):
     await asyncio.wait_for(first.wait(), 10)
     print("ready", flush=True)
     await asyncio.wait_for(fired.wait(), 60)
-    await caput(abort_pv, 1)
-    print("aborted", flush=True)
+    await caput(target, int(value) if value.isdigit() else value)
+    print("put", flush=True)
     for sub in subs:
         sub.close()
 
-asyncio.run(main(sys.argv[1], sys.argv[2:]))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3:]))
 """
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def bench(request, tmp_path_factory):
-    opened = open_bench(request.param, tmp_path_factory.mktemp("faults"),
-                        time_scale=TIME_SCALE)
-    yield opened
-    opened.stop()
+def put_when(ioc: IocProcess, target: str, value: str, *watch: str) -> subprocess.Popen:
+    """PUT_WHEN in the background, its monitors connected: `watch` are PV=value pairs."""
+    process = subprocess.Popen([sys.executable, "-c", PUT_WHEN, target, value, *watch],
+                               env=ioc.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        process.kill()
+        raise AssertionError(f"PUT_WHEN did not start: {process.communicate()[0]}")
+    return process
 
 
-@pytest.fixture(scope="module")
-def ioc(bench: Bench) -> IocProcess:
-    return bench.ioc
+def wait_put(process: subprocess.Popen) -> None:
+    try:
+        output, _ = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "put" in output, output
 
 
 def root_of(ioc: IocProcess, motor: str = MOTOR) -> str:
@@ -78,27 +90,8 @@ def root_of(ioc: IocProcess, motor: str = MOTOR) -> str:
     return yaml.safe_load(ioc.config.read_text())["motors"][motor]["pv_root"]
 
 
-def sim_get(ioc: IocProcess, *names: str) -> list[str]:
-    result = ioc.run_tool("caget", "-w", "5", "-t", *names)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout.split()
-
-
-def sim_put(ioc: IocProcess, name: str, value: str, callback: bool = False) -> None:
-    args = ["caput", "-t"] + (["-c", "-w", "60"] if callback else [])
-    result = ioc.run_tool(*args, name, value, timeout=70)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def read(ioc: IocProcess, *names: str) -> list[str]:
-    """One caget for many PVs (each CA tool start costs ~0.2 s here), one value each."""
-    result = ioc.run_tool("caget", "-w", "5", "-t", "-S", *names)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout.splitlines()
-
-
 def dial_limits(ioc: IocProcess) -> tuple[float, float]:
-    low, high = sim_get(ioc, f"{root_of(ioc)}.DLLM", f"{root_of(ioc)}.DHLM")
+    low, high = ioc.read(f"{root_of(ioc)}.DLLM", f"{root_of(ioc)}.DHLM")
     return float(low), float(high)
 
 
@@ -140,9 +133,9 @@ def fault_knobs(bench: Bench) -> None:
 @pytest.fixture
 def parked(ioc):
     """Motor A homed hi and at its center: a known start and known soft limits."""
-    state, position, low, high = read(ioc, ioc.pv(f"{MOTOR}:State"),
-                                      ioc.pv(f"{MOTOR}:Position"), f"{root_of(ioc)}.DLLM",
-                                      f"{root_of(ioc)}.DHLM")
+    state, position, low, high = ioc.read(ioc.pv(f"{MOTOR}:State"),
+                                          ioc.pv(f"{MOTOR}:Position"),
+                                          f"{root_of(ioc)}.DLLM", f"{root_of(ioc)}.DHLM")
     if state != "Homed" or float(position):
         home(ioc)
         return dial_limits(ioc)
@@ -180,33 +173,38 @@ def test_fault_knob_fails_homing_stops_motor_restores_limits(fault_knobs, ioc, p
 def check_fault_knob(ioc: IocProcess, parked: tuple[float, float], knob: str) -> None:
     (field, value), when, words, (_, clear) = KNOBS[knob]
     if knob == "IgnoreStop":
-        sim_put(ioc, f"{root_of(ioc)}:Sim:StallAt", "20")  # a fault to fail on, then STOP ignored
-    with CaMonitor(ioc.env, ioc.pv(f"{MOTOR}:Moving"), ioc.pv(f"{MOTOR}:State")) as mon:
-        if when == "before":
-            sim_put(ioc, f"{root_of(ioc)}:Sim:{field}", value)
-        caput = start_homing(ioc)
-        if when == "moving":
-            mon.wait_value(ioc.pv(f"{MOTOR}:Moving"), "Yes", timeout=10)
-            sim_put(ioc, f"{root_of(ioc)}:Sim:{field}", value)
-        wait_homing_ended(caput)
-        mon.wait_value(ioc.pv(f"{MOTOR}:State"), "Failed", timeout=10)
-        severity = mon.texts(ioc.pv(f"{MOTOR}:State"))[-1].split()[-1]
-    text, low, high, dmov = read(ioc, ioc.pv(f"{MOTOR}:Message"), f"{root_of(ioc)}.DLLM",
-                                 f"{root_of(ioc)}.DHLM", f"{root_of(ioc)}.DMOV")
-    assert words in text, text
-    assert severity == "MAJOR"
-    assert (float(low), float(high)) == pytest.approx(parked), text
-    if knob == "IgnoreStop":
-        # the controller ignored the engine's STOP: the axis still shows stalled/moving
-        assert dmov == "0", text
-        assert any("ignores STOP" in line for line in ioc.lines), "no STOP reached the sim"
-        sim_put(ioc, f"{root_of(ioc)}:Sim:StallAt", "nan")
-    elif knob == "CommError":
-        # readbacks are frozen: the engine says it sent STOP and cannot confirm it
-        assert "STOP sent but not confirmed" in text, text
-    else:
-        assert "motor stopped" in text, text
-    sim_put(ioc, f"{root_of(ioc)}:Sim:{field}", clear)
+        ioc.write(f"{root_of(ioc)}:Sim:StallAt", "20")  # a fault to fail on, then STOP ignored
+    knob_pv = f"{root_of(ioc)}:Sim:{field}"
+    try:
+        with CaMonitor(ioc.env, ioc.pv(f"{MOTOR}:State")) as mon:
+            if when == "before":
+                ioc.write(knob_pv, value)
+                caput = start_homing(ioc)
+            else:  # armed the moment the motor moves, by a client already connected
+                armer = put_when(ioc, knob_pv, value, f"{ioc.pv(MOTOR)}:Moving=Yes")
+                caput = start_homing(ioc)
+                wait_put(armer)
+            wait_homing_ended(caput)
+            mon.wait_value(ioc.pv(f"{MOTOR}:State"), "Failed", timeout=10)
+            severity = mon.texts(ioc.pv(f"{MOTOR}:State"))[-1].split()[-1]
+        text, low, high, dmov = ioc.read(ioc.pv(f"{MOTOR}:Message"), f"{root_of(ioc)}.DLLM",
+                                         f"{root_of(ioc)}.DHLM", f"{root_of(ioc)}.DMOV")
+        assert words in text, text
+        assert severity == "MAJOR"
+        assert (float(low), float(high)) == pytest.approx(parked), text
+        if knob == "IgnoreStop":
+            # the controller ignored the engine's STOP: the axis still shows stalled/moving
+            assert dmov == "0", text
+            assert any("ignores STOP" in line for line in ioc.lines), "no STOP reached the sim"
+        elif knob == "CommError":
+            # readbacks are frozen: the engine says it sent STOP and cannot confirm it
+            assert "STOP sent but not confirmed" in text, text
+        else:
+            assert "motor stopped" in text, text
+    finally:  # a failed check must not leave the fault armed for the module's next tests
+        if knob == "IgnoreStop":
+            ioc.write(f"{root_of(ioc)}:Sim:StallAt", "nan")
+        ioc.write(knob_pv, clear)
     recover(ioc)
     home(ioc)
 
@@ -214,9 +212,9 @@ def check_fault_knob(ioc: IocProcess, parked: tuple[float, float], knob: str) ->
 def recover(ioc: IocProcess) -> None:
     """What an operator does once the fault is gone: stop the axis and move it back a
     little, which also clears a latched MSTA SLIP_STALL (homing refuses to start on it)."""
-    sim_put(ioc, f"{root_of(ioc)}.STOP", "1")
+    ioc.write(f"{root_of(ioc)}.STOP", "1")
     wait_stopped(ioc)
-    sim_put(ioc, f"{root_of(ioc)}.VAL", "0", callback=True)
+    ioc.write(f"{root_of(ioc)}.VAL", "0", callback=True)
 
 
 PHASE_WORDS = {"Seeking": "seeking", "Calibrating": "", "Centering": "moving to center"}
@@ -226,19 +224,14 @@ def home_and_abort_in(ioc: IocProcess, phase: str) -> None:
     watch = [f"{ioc.pv(MOTOR)}:State={phase}"]
     if phase == "Seeking":  # past the preparation: the jog is under way
         watch.append(f"{ioc.pv(MOTOR)}:Moving=Yes")
-    aborter = subprocess.Popen(
-        [sys.executable, "-c", ABORTER, ioc.pv(f"{MOTOR}:Abort"), *watch], env=ioc.env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    aborter = put_when(ioc, ioc.pv(f"{MOTOR}:Abort"), "1", *watch)
     try:
-        assert aborter.stdout is not None
-        assert aborter.stdout.readline().strip() == "ready"
         caput = start_homing(ioc, "Lo")
         wait_homing_ended(caput)
-        output, _ = aborter.communicate(timeout=10)
-        assert "aborted" in output, output
-    finally:
-        if aborter.poll() is None:
-            aborter.kill()
+    except BaseException:
+        aborter.kill()
+        raise
+    wait_put(aborter)
 
 
 # Calibrating lasts a few ms of real time on the sim at this time scale: on a loaded
@@ -259,13 +252,13 @@ def test_abort_in_each_phase_stops_motor_and_restores_limits(ioc, parked, phase)
     assert ioc.caget(f"{MOTOR}:State") == ["Aborted"], text
     assert f"aborted while {PHASE_WORDS[phase]}" in text, text
     wait_stopped(ioc)
-    assert sim_get(ioc, f"{root_of(ioc)}.SET") == ["Use"]
+    assert ioc.read(f"{root_of(ioc)}.SET") == ["Use"]
     config = yaml.safe_load(ioc.config.read_text())["motors"][MOTOR]
     if "soft limits restored" in text:
         assert dial_limits(ioc) == pytest.approx(before)
     else:  # aborted after the new soft limits were written: those stay
         assert phase != "Seeking", text
-        low, high = sim_get(ioc, f"{root_of(ioc)}.LLM", f"{root_of(ioc)}.HLM")
+        low, high = ioc.read(f"{root_of(ioc)}.LLM", f"{root_of(ioc)}.HLM")
         assert (float(low), float(high)) == (config["lo_lim"], config["hi_lim"])
     home(ioc)
 

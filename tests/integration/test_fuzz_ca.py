@@ -21,15 +21,6 @@ pytestmark = pytest.mark.integration
 MOTOR = "B"
 
 
-@pytest.fixture(scope="module")
-def ioc(bench_config):
-    process = IocProcess(bench_config, time_scale=20)
-    yield process
-    alive = process.process.poll() is None
-    process.stop()
-    assert alive, "the IOC died during the fuzzing:\n" + process.output()[-3000:]
-
-
 def read(ioc: IocProcess, *names: str) -> list[str]:
     result = ioc.run_tool("caget", "-w", "5", "-t", "-S", *[ioc.pv(n) for n in names])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -68,70 +59,70 @@ def value_and_stamp(ioc: IocProcess, record: str) -> tuple[str, str, str]:
 
 
 @pytest.mark.parametrize("record", list(RECORDS))
-def test_bad_numbers_are_refused_visibly(ioc, record):
-    before_file = ioc.config.read_bytes()
+def test_bad_numbers_are_refused_visibly(sim_ioc, record):
+    before_file = sim_ioc.config.read_bytes()
     for value in NUMBERS:
-        before, posted, _ = value_and_stamp(ioc, record)
-        result = put(ioc, record, value)
-        after, stamp_after, message = value_and_stamp(ioc, record)
+        before, posted, _ = value_and_stamp(sim_ioc, record)
+        result = put(sim_ioc, record, value)
+        after, stamp_after, message = value_and_stamp(sim_ioc, record)
         if after != before:  # accepted: only a finite number that keeps the config valid
             assert math.isfinite(float(after)), message
-            cfg.load(ioc.config)
-            assert put(ioc, record, before).returncode == 0
+            cfg.load(sim_ioc.config)
+            assert put(sim_ioc, record, before).returncode == 0
             continue
         refused_by_ioc = stamp_after != posted
         if refused_by_ioc:
             assert "refused" in message, message
-            assert severity(ioc, RECORDS[record]) == "MAJOR"
+            assert severity(sim_ioc, RECORDS[record]) == "MAJOR"
         elif value == "" and float(before) == 0:
             continue  # EPICS reads an empty string as 0: a put of the same value
         else:
             assert put_failed(result), (value, message, result.stdout)
-    assert ioc.config.read_bytes() == before_file
+    assert sim_ioc.config.read_bytes() == before_file
 
 
-def test_refused_put_alarms_the_written_record(ioc):
-    put(ioc, f"{MOTOR}:LoLim", "1000")
-    assert severity(ioc, f"{MOTOR}:LoLim") != "NO_ALARM"
+def test_refused_put_alarms_the_written_record(sim_ioc):
+    put(sim_ioc, f"{MOTOR}:LoLim", "1000")
+    assert severity(sim_ioc, f"{MOTOR}:LoLim") != "NO_ALARM"
 
 
 @pytest.mark.parametrize("value", ["SIM:B C", 'SIM:"B"', "SIM:'B'", "SIM:B.VAL", "",
                                    " ", "SIM:B\t", "Ünïcode", "../B", "a;b c"])
-def test_bad_pv_roots_are_refused_visibly(ioc, value):
-    before_file = ioc.config.read_bytes()
-    result = put(ioc, f"{MOTOR}:PvRoot", value)
-    root, message = read(ioc, f"{MOTOR}:PvRoot", f"{MOTOR}:Message")
+def test_bad_pv_roots_are_refused_visibly(sim_ioc, value):
+    before_file = sim_ioc.config.read_bytes()
+    result = put(sim_ioc, f"{MOTOR}:PvRoot", value)
+    root, message = read(sim_ioc, f"{MOTOR}:PvRoot", f"{MOTOR}:Message")
     assert root == "SIM:B", (value, message)
     assert ("refused" in message and "pv_root" in message) or put_failed(result), message
-    assert ioc.config.read_bytes() == before_file
+    assert sim_ioc.config.read_bytes() == before_file
 
 
 @pytest.mark.parametrize("action", [f"{MOTOR}:Abort", "AbortAll"])
 @pytest.mark.parametrize("value", ["abc", "-1", "2", "nan", "", "1e9"])
-def test_odd_values_on_actions_do_no_harm(ioc, action, value):
-    put(ioc, action, value)
-    assert read(ioc, f"{MOTOR}:Busy", "Busy") == ["No", "No"]
+def test_odd_values_on_actions_do_no_harm(sim_ioc, action, value):
+    put(sim_ioc, action, value)
+    assert read(sim_ioc, f"{MOTOR}:Busy", "Busy") == ["No", "No"]
 
 
-def test_rapid_repeated_puts_end_with_the_last_value_saved(ioc):
+def test_rapid_repeated_puts_end_with_the_last_value_saved(sim_ioc):
     values = [f"{0.1 * (i % 7):.1f}" for i in range(15)] + ["0.3"]
     for value in values:  # no callback: as fast as a client can send them
-        ioc.run_tool("caput", "-t", ioc.pv(f"{MOTOR}:Center"), value)
-    assert put(ioc, f"{MOTOR}:Center", "0.3").returncode == 0  # completes after the save
-    assert read(ioc, f"{MOTOR}:Center") == ["0.3"]
-    assert cfg.load(ioc.config).config.motors[MOTOR].center == 0.3
-    put(ioc, f"{MOTOR}:Center", "0")
+        sim_ioc.run_tool("caput", "-t", sim_ioc.pv(f"{MOTOR}:Center"), value)
+    assert put(sim_ioc, f"{MOTOR}:Center", "0.3").returncode == 0  # completes after the save
+    assert read(sim_ioc, f"{MOTOR}:Center") == ["0.3"]
+    assert cfg.load(sim_ioc.config).config.motors[MOTOR].center == 0.3
+    put(sim_ioc, f"{MOTOR}:Center", "0")
 
 
 @pytest.fixture
-def slow_motor(ioc):
+def slow_motor(sim_ioc):
     """B jogging and moving slowly, so its homing outlasts several caputs (~0.2 s each)."""
-    speeds = ioc.run_tool("caget", "-t", "SIM:B.JVEL", "SIM:B.VELO").stdout.split()
+    speeds = sim_ioc.run_tool("caget", "-t", "SIM:B.JVEL", "SIM:B.VELO").stdout.split()
     for field in ("JVEL", "VELO"):
-        assert ioc.run_tool("caput", "-t", f"SIM:B.{field}", "0.5").returncode == 0
+        assert sim_ioc.run_tool("caput", "-t", f"SIM:B.{field}", "0.5").returncode == 0
     yield
     for field, speed in zip(("JVEL", "VELO"), speeds, strict=True):
-        ioc.run_tool("caput", "-t", f"SIM:B.{field}", speed)
+        sim_ioc.run_tool("caput", "-t", f"SIM:B.{field}", speed)
 
 
 def home_in_background(ioc: IocProcess, direction: str) -> subprocess.Popen:
@@ -162,30 +153,30 @@ def homings_after(ioc: IocProcess, puts) -> tuple[list[str], list, str]:
         return mon.values(state), results, posted
 
 
-def test_puts_while_homing_are_refused(ioc, slow_motor):
-    before_file = ioc.config.read_bytes()
+def test_puts_while_homing_are_refused(sim_ioc, slow_motor):
+    before_file = sim_ioc.config.read_bytes()
 
     def puts():
-        return [put(ioc, f"{MOTOR}:HomeHi", "1"), put(ioc, f"{MOTOR}:LoLim", "-19"),
-                put(ioc, "Tolerance", "0.6")]
+        return [put(sim_ioc, f"{MOTOR}:HomeHi", "1"), put(sim_ioc, f"{MOTOR}:LoLim", "-19"),
+                put(sim_ioc, "Tolerance", "0.6")]
 
-    states, (home_hi, _lo_lim, _tolerance), posted = homings_after(ioc, puts)
+    states, (home_hi, _lo_lim, _tolerance), posted = homings_after(sim_ioc, puts)
     assert put_failed(home_hi), home_hi.stdout + home_hi.stderr
     assert "lo_lim not changed: B is homing" in posted, posted
     assert "Tolerance not changed: homing in progress" in posted, posted
     assert states.count("Seeking") == 1, states
-    assert read(ioc, f"{MOTOR}:LoLim", "Tolerance") == ["-20", "0.5"]
-    assert ioc.config.read_bytes() == before_file
+    assert read(sim_ioc, f"{MOTOR}:LoLim", "Tolerance") == ["-20", "0.5"]
+    assert sim_ioc.config.read_bytes() == before_file
 
 
-def test_repeated_put_to_the_running_home_action_is_not_queued(ioc, slow_motor):
-    states, (again,), _ = homings_after(ioc, lambda: [put(ioc, f"{MOTOR}:HomeLo", "1")])
+def test_repeated_put_to_the_running_home_action_is_not_queued(sim_ioc, slow_motor):
+    states, (again,), _ = homings_after(sim_ioc, lambda: [put(sim_ioc, f"{MOTOR}:HomeLo", "1")])
     assert states.count("Seeking") == 1, (states, again.stdout)
 
 
-def test_config_file_still_valid_and_ioc_alive(ioc):
-    doc = cfg.load(ioc.config)
+def test_config_file_still_valid_and_ioc_alive(sim_ioc):
+    doc = cfg.load(sim_ioc.config)
     assert doc.config.motors[MOTOR].pv_root == "SIM:B"
-    assert yaml.safe_load(ioc.config.read_text())["motors"][MOTOR]["lo_lim"] == -20
-    assert ioc.process.poll() is None
-    assert read(ioc, "Heartbeat")[0].isdigit()
+    assert yaml.safe_load(sim_ioc.config.read_text())["motors"][MOTOR]["lo_lim"] == -20
+    assert sim_ioc.process.poll() is None
+    assert read(sim_ioc, "Heartbeat")[0].isdigit()

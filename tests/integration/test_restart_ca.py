@@ -8,7 +8,6 @@ many times over, the file is always loadable and holds either the old or a new v
 from __future__ import annotations
 
 import random
-import shutil
 import signal
 import threading
 import time
@@ -17,8 +16,7 @@ import pytest
 import yaml
 
 from benchioc import config as cfg
-from benchioc import epicsenv
-from camon import CaMonitor
+from camon import CaMonitor, server_port
 from iocharness import IocProcess
 from simharness import caget, caput, start_sim
 
@@ -28,17 +26,8 @@ TIME_SCALE = 10
 MOTORS = ["A", "B", "C", "D", "E"]
 
 
-@pytest.fixture
-def bench(repo_root, tmp_path):
-    path = tmp_path / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
-    sim = start_sim(path, time_scale=TIME_SCALE)
-    yield path, sim
-    sim.stop()
-
-
-def test_killed_mid_homing_restarts_from_file_and_autosave(bench):
-    path, sim = bench
+def test_killed_mid_homing_restarts_from_file_and_autosave(bench_copy, external_sim):
+    path, sim = bench_copy, external_sim
     # soft limits the homing of A will disable; the restarted IOC must put them back
     for field, value in (("DHLM", "42"), ("DLLM", "-42")):
         caput(f"SIM:A.{field}", value, sim.env, callback=True)
@@ -98,11 +87,10 @@ KILL_ROUNDS = 8
 CENTERS = ("0.25", "0.5", "0.75", "1")
 
 
-def test_killed_while_saving_config_leaves_old_or_new_file(repo_root, tmp_path):
-    path = tmp_path / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
+def test_killed_while_saving_config_leaves_old_or_new_file(bench_copy):
+    path = bench_copy
     original = yaml.safe_load(path.read_text())
-    nobody = epicsenv.free_port()  # no motors answer: config puts need none
+    nobody = server_port()  # no motors answer: config puts need none
     rng = random.Random(7)
     deadline = time.monotonic() + 40
     changed = 0
@@ -112,9 +100,14 @@ def test_killed_while_saving_config_leaves_old_or_new_file(repo_root, tmp_path):
         before = cfg.load(path).config.motors["E"].center
         ioc = IocProcess(path, sim_port=nobody)
         try:
-            stop = threading.Event()
-            hammer = threading.Thread(target=put_centers, args=(ioc, stop), daemon=True)
+            stop, saved = threading.Event(), threading.Event()
+            hammer = threading.Thread(target=put_centers, args=(ioc, stop, saved),
+                                      daemon=True)
             hammer.start()
+            # Kill while the puts are being saved: from the first completed put on (each
+            # caput is a process start, tenths of a second on a loaded machine, so a
+            # moment counted from the IOC's start could come before any put).
+            saved.wait(10)
             time.sleep(rng.uniform(0.05, 0.6))  # a random moment to kill at, not a sync
             ioc.stop(signal.SIGKILL)
             stop.set()
@@ -137,11 +130,15 @@ def _plain(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def put_centers(ioc: IocProcess, stop: threading.Event) -> None:
+def put_centers(ioc: IocProcess, stop: threading.Event, saved: threading.Event) -> None:
+    """Center puts, one after the other; `saved` is set once one has completed (a config
+    put completes when the file is saved)."""
     index = 0
     while not stop.is_set():
-        ioc.run_tool("caput", "-t", "-c", "-w", "2", ioc.pv("E:Center"),
-                     CENTERS[index % len(CENTERS)], timeout=5)
+        result = ioc.run_tool("caput", "-t", "-c", "-w", "2", ioc.pv("E:Center"),
+                              CENTERS[index % len(CENTERS)], timeout=5)
+        if result.returncode == 0:
+            saved.set()
         index += 1
 
 
@@ -151,11 +148,10 @@ def homed_then(ioc: IocProcess, motor: str) -> None:
     assert ioc.caget(f"{motor}:State", f"{motor}:Homed") == ["Homed", "Yes"]
 
 
-def test_restarted_with_a_new_simulated_bench_the_motor_is_not_homed(repo_root, tmp_path):
+def test_restarted_with_a_new_simulated_bench_the_motor_is_not_homed(bench_copy):
     """`bench-ioc --sim` restarted starts a new simulated bench: its controllers start
     afresh, as real ones do after a power cycle, so the saved Homed cannot be trusted."""
-    path = tmp_path / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
+    path = bench_copy
     ioc = IocProcess(path, time_scale=TIME_SCALE)
     try:
         homed_then(ioc, "B")
@@ -176,8 +172,9 @@ def test_restarted_with_a_new_simulated_bench_the_motor_is_not_homed(repo_root, 
         restarted.stop()
 
 
-def test_the_motor_ioc_restarted_under_a_running_ioc_unhomes_its_motors(bench):
-    path, sim = bench
+def test_the_motor_ioc_restarted_under_a_running_ioc_unhomes_its_motors(bench_copy,
+                                                                       external_sim):
+    path, sim = bench_copy, external_sim
     ioc = IocProcess(path, sim_port=sim.port)
     try:
         homed_then(ioc, "E")
@@ -196,8 +193,8 @@ def test_the_motor_ioc_restarted_under_a_running_ioc_unhomes_its_motors(bench):
         ioc.stop()
 
 
-def test_an_ioc_restart_alone_keeps_the_motor_homed(bench):
-    path, sim = bench
+def test_an_ioc_restart_alone_keeps_the_motor_homed(bench_copy, external_sim):
+    path, sim = bench_copy, external_sim
     ioc = IocProcess(path, sim_port=sim.port)
     try:
         homed_then(ioc, "C")

@@ -8,14 +8,13 @@ config file, its autosave directory and its data directory.
 from __future__ import annotations
 
 import getpass
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
 from benchioc import config as cfg
-from benchioc import epicsenv
+from camon import server_port
 from iocharness import IocProcess
 
 pytestmark = pytest.mark.integration
@@ -38,16 +37,9 @@ ASG(BENCH_WRITE) {{
 THIS_HOST = f"localhost, 127.0.0.1, {socket.gethostname()}"
 
 
-@pytest.fixture
-def bench_copy(repo_root, tmp_path) -> Path:
-    path = tmp_path / "bench.yaml"
-    shutil.copy(repo_root / "configs" / "bench.yaml", path)
-    return path
-
-
 def serve_with_acf(config: Path, acf: Path) -> IocProcess:
     # no motors are needed to check who may write: nothing answers on this port
-    return IocProcess(config, sim_port=epicsenv.free_port(), extra=["--acf", str(acf)])
+    return IocProcess(config, sim_port=server_port(), extra=["--acf", str(acf)])
 
 
 def write_denied(result) -> bool:
@@ -105,7 +97,7 @@ TRAVERSALS = ("../../../tmp/evil", "/etc/passwd", "..", "SIM:A/../B", "A\\..\\x"
 def test_path_like_pv_values_are_refused_and_nothing_is_written_elsewhere(bench_copy):
     folder = bench_copy.parent
     before = _tree(folder)
-    ioc = IocProcess(bench_copy, sim_port=epicsenv.free_port())
+    ioc = IocProcess(bench_copy, sim_port=server_port())
     try:
         for value in TRAVERSALS:
             result = ioc.caput("A:PvRoot", value, callback=False)
@@ -126,7 +118,7 @@ def _tree(folder: Path) -> set[Path]:
 
 
 def test_scan_names_cannot_leave_the_data_directory(tmp_path):
-    datafile = pytest.importorskip("benchioc.datafile")
+    from benchioc.data import nexus as datafile
     for name in ("../../etc/passwd", "/abs/path", "..", "a/b\\c", ".hidden"):
         try:
             stem = datafile.safe_name(name)

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from benchioc import epicsenv
+from camon import server_port
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +26,11 @@ START_SPAN_S = 3.0  # start-up to ready takes about 1.5-2.5 s here
 
 
 def start_ioc(config) -> subprocess.Popen:
+    ports = [f"--{name}={server_port()}" for name in ("port", "pva-port", "pva-udp-port",
+                                                      "sim-port")]
     return subprocess.Popen(
         [sys.executable, "-m", "benchioc.tools.cli", "--config", str(config), "--sim",
-         "--time-scale", "20"],
+         "--time-scale", "20", *ports],
         env=epicsenv.loopback_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
 

@@ -21,7 +21,9 @@ from simharness import BIN, Monitor, caget, caput, start_sim, transitions
 
 pytestmark = pytest.mark.integration
 
-DURATION = 12.0  # seconds of churn
+DURATION = 12.0  # seconds of churn, at least
+MIN_MOVES = 10  # ... and until each mover has made more moves than this
+MAX_DURATION = 40.0  # (each move is a caput process: slower on a loaded machine)
 MOVERS = {"A": (-5.0, 5.0), "B": (-4.0, 2.0)}
 CHURN_PVS = [f"SIM:{m}.{f}" for m in "ABC" for f in ("RBV", "DRBV", "MSTA", "DMOV", "MOVN")]
 
@@ -56,7 +58,7 @@ def churn_camonitors(env: dict[str, str], stop: threading.Event, cycles: list[in
 
 
 def move_back_and_forth(motor: str, env: dict[str, str], stop: threading.Event,
-                        moves: list[str], errors: list[str]) -> None:
+                        moves: list[str], errors: list[str], enough: threading.Event) -> None:
     low, high = MOVERS[motor]
     target = high
     while not stop.is_set():
@@ -64,8 +66,11 @@ def move_back_and_forth(motor: str, env: dict[str, str], stop: threading.Event,
             caput(f"SIM:{motor}.VAL", target, env, callback=True, timeout=20)
         except Exception as error:  # reported by the test, with the sim's log
             errors.append(f"{motor}: {error}")
+            enough.set()
             return
         moves.append(motor)
+        if all(moves.count(m) > MIN_MOVES for m in MOVERS):
+            enough.set()
         target = low if target == high else high
 
 
@@ -78,18 +83,22 @@ def test_sim_keeps_serving_and_every_dmov_transition_arrives():
         moves: list[str] = []
         errors: list[str] = []
         churned: list[int] = []
+        enough = threading.Event()
         subscriber = subprocess.Popen(
             [sys.executable, "-c", SUBSCRIBER, str(DURATION), *CHURN_PVS], env=sim.env,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         threads = [threading.Thread(target=churn_camonitors, args=(sim.env, stop, churned))
                    for _ in range(2)]
         threads += [threading.Thread(target=move_back_and_forth,
-                                     args=(motor, sim.env, stop, moves, errors))
+                                     args=(motor, sim.env, stop, moves, errors, enough))
                     for motor in MOVERS]
         for thread in threads:
             thread.start()
+        started = time.monotonic()
         time.sleep(DURATION)  # the length of the hammering itself
+        enough.wait(MAX_DURATION - DURATION)
         stop.set()
+        took = time.monotonic() - started
         for thread in threads:
             thread.join(30)
         subscriber_out, _ = subscriber.communicate(timeout=30)
@@ -103,7 +112,7 @@ def test_sim_keeps_serving_and_every_dmov_transition_arrives():
             # so its final DMOV=1 was sent before the reply.
             steady.wait_value(pv, "1", count=made + 1, timeout=10)
             seen = steady.values(pv)
-            assert made > 10, f"only {made} moves of {motor} in {DURATION:g} s"
+            assert made > MIN_MOVES, f"only {made} moves of {motor} in {took:.0f} s"
             assert transitions(seen) == 2 * made, f"{motor}: {made} moves, DMOV seen {seen}"
         steady.close()
         assert caget("SIM:A.RTYP", sim.env) == "motor"

@@ -57,8 +57,9 @@ class Servers:
             pytest.skip(f"not on the genuine backend: {why}")
 
 
+# Not the IOC's bench of tests/integration/conftest.py: the servers alone, no IOC.
 @pytest.fixture(scope="module", params=BACKENDS)
-def bench(request, repo_root, tmp_path_factory):
+def servers(request, repo_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sync")
     if request.param == "sim":
         config = folder / "bench.yaml"
@@ -77,14 +78,14 @@ def bench(request, repo_root, tmp_path_factory):
                       lambda: motors.log_text() + camera.log_text())
 
 
-def scan(bench: Servers, mode: str, *extra: str) -> tuple[int, dict]:
+def scan(servers: Servers, mode: str, *extra: str) -> tuple[int, dict]:
     result = subprocess.run(
-        [sys.executable, "-m", "benchioc.tools.scan", "--config", str(bench.config), "--motor",
+        [sys.executable, "-m", "benchioc.tools.scan", "--config", str(servers.config), "--motor",
          "A", "--mode", mode, "--start", "0", "--end", "2", "--points", "11",
          "--exposure", "0.01", "--period", "0.05", "--no-require-homed", *extra],
-        env=bench.env, capture_output=True, text=True, timeout=90,
+        env=servers.env, capture_output=True, text=True, timeout=90,
     )
-    assert result.stdout, result.stderr + bench.logs()[-2000:]
+    assert result.stdout, result.stderr + servers.logs()[-2000:]
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -105,58 +106,58 @@ def check_scan(record: dict, tolerance: float, velo: float) -> None:
         assert h5["entry/instrument/motor_A/record_fields/VELO"][()] == velo
 
 
-def motor_velocity(bench: Servers) -> float:
-    out = run_ca("caget", "-t", f"{bench.root}.VELO", env=bench.env).stdout
+def motor_velocity(servers: Servers) -> float:
+    out = run_ca("caget", "-t", f"{servers.root}.VELO", env=servers.env).stdout
     return float(out)
 
 
-def test_step_scan_over_ca(bench) -> None:
-    code, record = scan(bench, "Step")
+def test_step_scan_over_ca(servers) -> None:
+    code, record = scan(servers, "Step")
     assert code == 0, record
-    check_scan(record, tolerance=0.001, velo=bench.velo)  # moves end on the point
+    check_scan(record, tolerance=0.001, velo=servers.velo)  # moves end on the point
 
 
-def test_cont_scan_over_ca(bench) -> None:
+def test_cont_scan_over_ca(servers) -> None:
     # Genuine: each scan is a new process that has not seen the motor move, so it learns
     # only on the way that motorSim posts readbacks at 10 Hz (one every 0.4 mm here) and
     # goes back to the longer run-up they need; measured 0.009-0.022 mm late (CA and
     # scheduling latency at 4 mm/s), within the same quarter-step tolerance.
-    code, record = scan(bench, "Cont")
+    code, record = scan(servers, "Cont")
     assert code == 0, record
-    check_scan(record, tolerance=CONT_TOLERANCE, velo=bench.velo)
-    assert motor_velocity(bench) == bench.velo  # 4 mm/s during the sweep, restored
+    check_scan(record, tolerance=CONT_TOLERANCE, velo=servers.velo)
+    assert motor_velocity(servers) == servers.velo  # 4 mm/s during the sweep, restored
 
 
-def test_fly_scan_over_ca(bench) -> None:
-    bench.skip_on_genuine(NO_BOX)
-    code, record = scan(bench, "Fly")
+def test_fly_scan_over_ca(servers) -> None:
+    servers.skip_on_genuine(NO_BOX)
+    code, record = scan(servers, "Fly")
     assert code == 0
-    check_scan(record, tolerance=FLY_TOLERANCE, velo=bench.velo)
-    assert motor_velocity(bench) == 10.0
+    check_scan(record, tolerance=FLY_TOLERANCE, velo=servers.velo)
+    assert motor_velocity(servers) == 10.0
 
 
-def test_fly_without_a_trigger_box_is_refused_in_words(bench) -> None:
-    if not bench.genuine:
+def test_fly_without_a_trigger_box_is_refused_in_words(servers) -> None:
+    if not servers.genuine:
         pytest.skip("the simulated bench has a trigger box")
-    code, record = scan(bench, "Fly", "--timeout", "1")
+    code, record = scan(servers, "Fly", "--timeout", "1")
     assert code == 2
     assert record["refused"] == ("a Fly scan needs the trigger box SIM:PANDA:, which is "
                                  "not connected: use Step or Cont, or connect the box")
 
 
-def test_dropped_pulse_is_reported_as_a_missed_frame(bench) -> None:
-    bench.skip_on_genuine(NO_BOX)
-    run_ca("caput", "SIM:PANDA:PCOMP1:Sim:DROP", "1", env=bench.env)
-    code, record = scan(bench, "Fly")
+def test_dropped_pulse_is_reported_as_a_missed_frame(servers) -> None:
+    servers.skip_on_genuine(NO_BOX)
+    run_ca("caput", "SIM:PANDA:PCOMP1:Sim:DROP", "1", env=servers.env)
+    code, record = scan(servers, "Fly")
     assert code == 0
     assert record["missed_frames"] == 1
     assert "1 missed frame(s): 11 triggers, 10 frames counted" in record["message"]
     assert record["frame_numbers"][0] == -1
 
 
-def test_invalid_configuration_is_refused_before_anything_moves(bench) -> None:
-    bench.skip_on_genuine(NO_BOX)
-    code, record = scan(bench, "Fly", "--period", "0.005")
+def test_invalid_configuration_is_refused_before_anything_moves(servers) -> None:
+    servers.skip_on_genuine(NO_BOX)
+    code, record = scan(servers, "Fly", "--period", "0.005")
     assert code == 2
     assert "Period 0.005 s is shorter than Exposure 0.01 s + camera readout 0.002 s" \
         in record["refused"]

@@ -25,8 +25,7 @@ import h5py
 import numpy as np
 import pytest
 
-import genuine
-from benches import BACKENDS, Bench, open_bench
+from benches import Bench
 from camon import CaMonitor
 from iocharness import BIN, IocProcess
 
@@ -52,26 +51,19 @@ BASE = {"Motor": "A", "Start": "0", "End": "2", "NumPoints": "11", "FramesPerPoi
 MODES = {"Step": {}, "Cont": {"Period": "0.4"}, "Fly": {}}
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def bench(request, tmp_path_factory):
-    if request.param == "genuine":
-        genuine.skip_unless_built(genuine.AD_VARS, "the genuine simDetector")
-    opened = open_bench(request.param, tmp_path_factory.mktemp("syncioc"),
-                        time_scale=TIME_SCALE)
-    process = opened.ioc
-    process.settings = {}  # Sync setting -> the value last put by these tests
-    try:
-        # The ready line comes before the motors connect; a scan needs motor A.
-        with CaMonitor(process.env, process.pv("A:Connected")) as connected:
-            connected.wait_value(process.pv("A:Connected"), "Yes", timeout=30)
-        yield opened
-    finally:
-        opened.stop()
+# bench: tests/integration/conftest.py, on both backends; the genuine one with its camera.
+GENUINE_CAMERA = True
 
 
 @pytest.fixture(scope="module")
 def ioc(bench: Bench) -> IocProcess:
-    return bench.ioc
+    """The bench's IOC once motor A is connected: the ready line comes before the motors
+    connect, and a scan needs motor A."""
+    process = bench.ioc
+    process.settings = {}  # Sync setting -> the value last put by these tests
+    with CaMonitor(process.env, process.pv("A:Connected")) as connected:
+        connected.wait_value(process.pv("A:Connected"), "Yes", timeout=30)
+    return process
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,7 @@ class Motor:
 @pytest.fixture(scope="module")
 def motor(bench: Bench, ioc: IocProcess) -> Motor:
     root = bench.root("A")
-    velo, accl = sim_get(ioc, f"{root}.VELO", f"{root}.ACCL")
+    velo, accl = ioc.numbers(f"{root}.VELO", f"{root}.ACCL")
     return Motor(root, velo, accl)
 
 
@@ -109,17 +101,6 @@ def configure(ioc: IocProcess, mode: str, **changes: str) -> None:
     for name, value in wanted.items():
         if ioc.settings.get(name) != value:  # type: ignore[attr-defined]
             put(ioc, name, value)
-
-
-def sim_put(ioc: IocProcess, pv: str, value: str) -> None:
-    result = ioc.run_tool("caput", "-t", "-c", "-w", "10", pv, value)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def sim_get(ioc: IocProcess, *pvs: str) -> list[float]:
-    result = ioc.run_tool("caget", "-w", "5", "-t", *pvs)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return [float(v) for v in result.stdout.split()]
 
 
 def texts(ioc: IocProcess, *names: str) -> list[str]:
@@ -210,7 +191,7 @@ def test_scan_runs_to_done_from_caput_c(bench, ioc, motor, mode):
     pva = ioc.run_tool("pvget", "-w", "5", ioc.pv("Sync:SetPositions"))
     assert "[0,0.2,0.4,0.6,0.8,1,1.2,1.4,1.6,1.8,2]" in pva.stdout, pva.stdout + pva.stderr
     check_file(ioc, Path(data_file), scan_id, mode, values, motor.velo)
-    assert sim_get(ioc, f"{motor.root}.VELO", f"{motor.root}.DMOV") == [motor.velo, 1]
+    assert ioc.numbers(f"{motor.root}.VELO", f"{motor.root}.DMOV") == [motor.velo, 1]
 
 
 # --- refusals --------------------------------------------------------------------------
@@ -241,7 +222,7 @@ def test_invalid_configuration_is_refused_with_a_message(bench, ioc, motor, case
     if mode == "Fly":
         bench.skip_on_genuine(NO_BOX)  # refused for that before any setting is looked at
     configure(ioc, mode, **changes)
-    before = sim_get(ioc, f"{motor.root}.RBV")
+    before = ioc.numbers(f"{motor.root}.RBV")
     scan_id = text(ioc, "Sync:ScanId")
     states, state_after = run_scan_refused(ioc)
     message = text(ioc, "Sync:Message")
@@ -249,7 +230,7 @@ def test_invalid_configuration_is_refused_with_a_message(bench, ioc, motor, case
     assert ioc.caget("Sync:Message", options=("-a", "-S"))[0].split()[-1] == "MAJOR"
     assert "Preparing" not in states and state_after == states[-1]
     assert text(ioc, "Sync:ScanId") == scan_id  # no scan was started
-    assert sim_get(ioc, f"{motor.root}.RBV") == before
+    assert ioc.numbers(f"{motor.root}.RBV") == before
 
 
 def run_scan_refused(ioc: IocProcess) -> tuple[list[str], str]:
@@ -264,9 +245,9 @@ def run_scan_refused(ioc: IocProcess) -> tuple[list[str], str]:
 
 def test_points_beyond_the_soft_limits_are_refused(ioc, motor):
     root = motor.root
-    dllm, dhlm = sim_get(ioc, f"{root}.DLLM", f"{root}.DHLM")
-    sim_put(ioc, f"{root}.HLM", "3")
-    sim_put(ioc, f"{root}.LLM", "-3")
+    dllm, dhlm = ioc.numbers(f"{root}.DLLM", f"{root}.DHLM")
+    ioc.write(f"{root}.HLM", "3", callback=True, wait=10)
+    ioc.write(f"{root}.LLM", "-3", callback=True, wait=10)
     try:
         message_pv = ioc.pv("Sync:Message")
         with CaMonitor(ioc.env, message_pv) as messages:
@@ -281,8 +262,8 @@ def test_points_beyond_the_soft_limits_are_refused(ioc, motor):
     finally:
         # as they were (the sim: DHLM = DLLM = 0, soft limits off), high first: from
         # (-3, 3) the range never inverts on the way
-        sim_put(ioc, f"{root}.DHLM", f"{dhlm:g}")
-        sim_put(ioc, f"{root}.DLLM", f"{dllm:g}")
+        ioc.write(f"{root}.DHLM", f"{dhlm:g}", callback=True, wait=10)
+        ioc.write(f"{root}.DLLM", f"{dllm:g}", callback=True, wait=10)
 
 
 def test_num_points_out_of_range_is_refused_in_words(ioc):
@@ -321,7 +302,7 @@ def test_preview_records_follow_the_settings_as_they_are_typed(bench, ioc, motor
         # The run-up depends on how often the motor's readback updates, which the IOC
         # learns from the motor's moves: make sure it has seen one, then let a setting
         # put recompute the preview.
-        sim_put(ioc, f"{motor.root}.VAL", "1")
+        ioc.write(f"{motor.root}.VAL", "1", callback=True, wait=10)
         put(ioc, "Sync:Period", "0.1")
         put(ioc, "Sync:Period", BASE["Period"])
     names = [ioc.pv(f"Sync:{n}") for n in ("Velocity", "RunUp", "EstimatedTime")]
@@ -381,8 +362,8 @@ def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(bench, ioc, mo
     assert "Channel write request failed" in second.stdout + second.stderr, second
     message = text(ioc, "Sync:Message")
     assert message.startswith("aborted at point ") and "aborted by request" in message
-    assert sim_get(ioc, f"{root}.DMOV", f"{root}.VELO") == [1, motor.velo]
-    (rbv,) = sim_get(ioc, f"{root}.RBV")
+    assert ioc.numbers(f"{root}.DMOV", f"{root}.VELO") == [1, motor.velo]
+    (rbv,) = ioc.numbers(f"{root}.RBV")
     assert -1 < rbv < 10.5  # stopped where it was, not at the run-out position
     assert watch.values(state_pv).count("Preparing") == 1  # the second Run never ran
 
@@ -390,7 +371,7 @@ def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(bench, ioc, mo
 def test_dropped_pulse_shows_in_missed_frames_and_message(bench, ioc):
     bench.skip_on_genuine(NO_BOX)
     configure(ioc, "Fly")
-    sim_put(ioc, f"{BOX}Sim:DROP", "1")
+    ioc.write(f"{BOX}Sim:DROP", "1", callback=True, wait=10)
     states, state_after = run_scan(ioc)
     assert state_after == "Done"
     assert ioc.caget("Sync:MissedFrames", "Sync:NumValid") == ["1", "11"]
@@ -427,7 +408,7 @@ def test_frames_lost_by_the_camera_show_in_missed_frames(bench, ioc):
     bench.skip_on_genuine("frames are dropped with the simulated camera's Sim:DropFrames "
                           "knob, which simDetector does not have")
     configure(ioc, "Cont", **MODES["Cont"])
-    sim_put(ioc, "SIM:cam1:Sim:DropFrames", "2")
+    ioc.write("SIM:cam1:Sim:DropFrames", "2", callback=True, wait=10)
     states, state_after = run_scan(ioc)
     message = text(ioc, "Sync:Message")
     assert state_after == "Done", message
@@ -446,10 +427,10 @@ def test_fly_is_refused_in_words_without_a_trigger_box(bench, ioc, motor):
         # the preview says so as soon as Fly is chosen
         messages.wait_for(message_pv, lambda _: f"not ready: {expected}" in
                           messages.texts(message_pv)[-1], timeout=10)
-    before = sim_get(ioc, f"{motor.root}.RBV")
+    before = ioc.numbers(f"{motor.root}.RBV")
     states, state_after = run_scan_refused(ioc)
     assert text(ioc, "Sync:Message") == f"scan refused: {expected}"
     assert "Preparing" not in states and state_after == states[-1]
-    assert sim_get(ioc, f"{motor.root}.RBV") == before
+    assert ioc.numbers(f"{motor.root}.RBV") == before
     configure(ioc, "Step")
     assert text(ioc, "Sync:Message").startswith("ready: ")  # Step needs no box

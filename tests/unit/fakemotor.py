@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -353,10 +354,8 @@ class FakeMotor(FeedBackedMotor):
             if wake is None:
                 await self._wake.wait()
             else:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wake - now)
-                except TimeoutError:
-                    pass
 
     def _kick(self) -> None:
         if self._driver is None or self._driver.done():

@@ -96,7 +96,7 @@ def test_cancelling_stops_the_motor_and_closes_it(tmp_path, fakes):
     async def home_then_interrupt() -> None:
         task = asyncio.ensure_future(
             home_motors(request_for(tmp_path, ["A"]), display))
-        while display.row("A").state != "Seeking":  # virtual time: costs nothing
+        while display.row("A").state != "Seeking":  # noqa: ASYNC110 - virtual time
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # well into the jog
         task.cancel()  # what Ctrl-C does to asyncio.run's main task

@@ -233,7 +233,7 @@ def test_cont_scan_with_rare_readbacks_not_yet_measured_starts_late_but_within_a
                      readback_interval=0.0)
     check_common(result, 11)
     late = np.array(result.positions) - np.array(result.set_positions)
-    assert 0.01 < late.min() and late.max() < 0.2 / 2
+    assert late.min() > 0.01 and late.max() < 0.2 / 2
 
 
 # --- missed frames ---------------------------------------------------------------------
@@ -483,7 +483,7 @@ def run_and_abort(tmp_path: Path, settings: dict, when):
         bench.controller.update(motor="A", **settings)
         original = bench.motor.velocity
         task = asyncio.create_task(bench.controller.run())
-        while not when(bench.controller.last):
+        while not when(bench.controller.last):  # noqa: ASYNC110 - virtual time
             await asyncio.sleep(0.001)
         aborted_at = now()
         bench.controller.abort()

@@ -17,6 +17,7 @@ put-callback waits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -424,10 +425,8 @@ class MotorGroup(PVGroup):
                 now = await self._catch_up()
                 await self._publish(now)
                 timeout = self._sleep_after(now)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     def _sleep_after(self, now: float) -> float | None:
         """Real seconds until the next event or readback tick (None: until a command)."""
