@@ -233,3 +233,18 @@ def test_homing_updates_show_state_progress_and_a_failure_as_major(bench):
     assert record(bench, MotorRecords.Progress, "D").value == 40.0
     message = record(bench, MotorRecords.Message, "D")
     assert (message.value, message.severity) == ("D: stalled while seeking", alarm.MAJOR_ALARM)
+
+
+async def test_the_follower_does_not_take_the_iocs_own_earlier_save_for_an_outside_edit(bench):
+    """A put saved; a second put applied and being saved while the follower reads the
+    file, which still holds the first: the second must not be lost."""
+    from benchioc.records.follower import ConfigFollower
+
+    follower = ConfigFollower(bench)
+    assert await record(bench, MotorRecords.LoLim, "A").put(-30.0)
+    bench.doc.update_motor_field("A", "lo_lim", -31.0)  # the second put, in memory...
+    bench.doc.text = bench.doc.dumps()  # ...its save under way; the file still says -30
+    follower._stamp = None  # the file changed since the follower last looked
+    await follower.check()
+    assert bench.config.motors["A"].lo_lim == -31.0
+    assert "outside edit" not in (record(bench, BenchRecords.Message).value or "")

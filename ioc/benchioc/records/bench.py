@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,8 +17,8 @@ from ..engines.homing import BenchHoming, HomingBusy, MotorHoming
 from ..engines.lease import MotorLeases
 from ..engines.motormodel import Direction
 from .autosave import HomingStateStore
-from .builder import command_handler, make_record, set_put_disabled
-from .messages import Level, MessageBoard
+from .builder import command_handler, make_record, publish, set_put_disabled
+from .messages import Announcing, Level, MessageBoard
 from .settings import ConfigSetting
 from .spec import BenchConfig, BenchRecords, Command, Published, Pv
 from .tasks import BackgroundTasks
@@ -51,7 +52,7 @@ class SyncScope(Protocol):
 
 
 @dataclass
-class Bench:
+class Bench(Announcing):
     """The shared context of the bindings, and the binding of the bench-wide records."""
 
     doc: cfg.ConfigDocument
@@ -65,6 +66,9 @@ class Bench:
     sync: SyncScope | None = None
     board: MessageBoard | None = None
     summary_listeners: list[Callable[[], None]] = field(default_factory=list)
+    # what this IOC wrote to its config file lately: the follower must not take its own
+    # earlier save, read while a later put is being saved, for an outside edit
+    own_texts: deque[str] = field(default_factory=lambda: deque(maxlen=16))
 
     @property
     def config(self) -> cfg.BenchConfig:
@@ -104,24 +108,14 @@ class Bench:
             doc=lambda: self.doc, name=pv.name, current=lambda: self.config.tolerance,
             check=lambda value: cfg.general_config({"tolerance": value}),
             apply=lambda value: self.doc.set_tolerance(value),
-            record=lambda: self.record(pv),
+            record=lambda: self.record(pv), wrote=self.own_texts.append,
             busy=lambda: ("homing in progress"
                           if self.homing is not None and self.homing.busy else None),
             board=lambda: self.message_board)
 
-    @property
-    def message_board(self) -> MessageBoard:
-        assert self.board is not None, "records not built"
-        return self.board
-
-    def say(self, text: str, level: Level = Level.INFO) -> None:
-        self.message_board.say(text, level)
-
     def publish(self, **values: Any) -> None:
         """Show values on the bench records that publish those fields."""
-        for pv in BenchRecords.all():
-            if isinstance(pv.binds, Published) and pv.binds.field in values:
-                self.record(pv).set(values[pv.binds.field])
+        publish(BenchRecords.all(), self.record, values)
 
     def update_summary(self) -> None:
         homings = [binding.homing for binding in self.motors.values() if binding.homing]

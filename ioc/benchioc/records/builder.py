@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from ctypes import addressof, c_char
 from typing import Any
 
@@ -16,7 +16,7 @@ from softioc import alarm, builder
 from softioc import fields as dbf
 from softioc.imports import db_put_field_process
 
-from .spec import Command, Kind, Pv
+from .spec import Command, Kind, Published, Pv
 
 # Access security group of every writable record; configs/bench.acf names who may write.
 WRITE_ASG = "BENCH_WRITE"
@@ -174,3 +174,15 @@ def command_handler(target: object, command: Command) -> Callable:
             await result
 
     return on_update
+
+
+def publish(entries: Iterable[Pv], record: Callable[[Pv], Any],
+            values: Mapping[str, Any]) -> None:
+    """Show values on the records whose spec entry publishes those fields
+    (`binds=Published(field)`), text cut to what each record holds."""
+    for pv in entries:
+        if isinstance(pv.binds, Published) and pv.binds.field in values:
+            value = values[pv.binds.field]
+            if isinstance(value, str) and pv.text_length:
+                value = value[: pv.text_length]
+            record(pv).set(value)

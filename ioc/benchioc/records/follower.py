@@ -60,8 +60,8 @@ class ConfigFollower:
                     Level.ERROR)
             return
         self._reported_bad = None
-        if doc.text == self.bench.doc.text:
-            return
+        if doc.text == self.bench.doc.text or doc.text in self.bench.own_texts:
+            return  # nothing new, or this IOC's own save (a later put may be in memory)
         await self.apply(doc)
 
     async def apply(self, doc: cfg.ConfigDocument) -> None:

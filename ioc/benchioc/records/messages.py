@@ -65,3 +65,17 @@ class MessageBoard:
 
     def error(self, text: str) -> None:
         self.say(text, Level.ERROR)
+
+
+class Announcing:
+    """A scope's binding that speaks through its MessageBoard (built with its records)."""
+
+    board: MessageBoard | None
+
+    @property
+    def message_board(self) -> MessageBoard:
+        assert self.board is not None, "records not built"
+        return self.board
+
+    def say(self, text: str, level: Level = Level.INFO) -> None:
+        self.message_board.say(text, level)

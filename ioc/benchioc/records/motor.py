@@ -22,8 +22,8 @@ from ..clients.motor import EpicsMotor
 from ..engines.homing import HomingBusy, HomingSettings, HomingState, HomingUpdate, MotorHoming
 from ..engines.motormodel import Direction, MotorStatus
 from .autosave import HomingMemory
-from .builder import command_handler, set_put_disabled
-from .messages import Level, MessageBoard
+from .builder import command_handler, publish, set_put_disabled
+from .messages import Announcing, Level, MessageBoard
 from .settings import ConfigSetting
 from .spec import Command, MotorConfig, MotorField, MotorRecords, Published, Pv
 
@@ -38,7 +38,7 @@ HOME_ACTIONS = tuple(pv for pv in MotorRecords.all()
                      if isinstance(pv.binds, Command) and pv.binds.verb == "home")
 
 
-class MotorBinding:
+class MotorBinding(Announcing):
     def __init__(self, bench: Bench, name: str) -> None:
         self.bench = bench
         self.name = name
@@ -102,7 +102,8 @@ class MotorBinding:
                                                  f"motor {self.name}"),
             apply=lambda value: self.bench.doc.update_motor_field(self.name, key, value),
             busy=self._why_not_editable, board=lambda: self.message_board,
-            record=lambda: self.rec(pv), after_save=after_save)
+            record=lambda: self.rec(pv), wrote=self.bench.own_texts.append,
+            after_save=after_save)
 
     def _why_not_editable(self) -> str | None:
         holder = self.bench.leases.holder(self.name)
@@ -115,20 +116,9 @@ class MotorBinding:
                 # processed so that monitors see it; the put handler finds nothing to save
                 self.rec(pv).set(getattr(self.entry, pv.binds.key))
 
-    @property
-    def message_board(self) -> MessageBoard:
-        assert self.board is not None, "records not built"
-        return self.board
-
-    def say(self, text: str, level: Level = Level.INFO) -> None:
-        self.message_board.say(text, level)
-
     def publish(self, **values: Any) -> None:
         """Show values on the records that publish those fields (Published in the spec)."""
-        for pv in MotorRecords.all():
-            if isinstance(pv.binds, Published) and pv.binds.field in values:
-                value = values[pv.binds.field]
-                self.rec(pv).set(value[: pv.text_length] if isinstance(value, str) else value)
+        publish(MotorRecords.all(), self.rec, values)
 
     # --- engines (in the asyncio loop, after iocInit) -----------------------------------
     def start(self) -> None:

@@ -28,6 +28,7 @@ class ConfigSetting:
     busy: Callable[[], str | None]  # why the value cannot change now, if it cannot
     board: Callable[[], MessageBoard]  # the scope's Message (built with the records)
     record: Callable[[], Any]  # the record (built after this binding)
+    wrote: Callable[[str], None]  # told each text this IOC writes (the follower skips it)
     after_save: Callable[[Any], Awaitable[None]] | None = None
 
     def handlers(self) -> dict[str, Callable]:
@@ -56,6 +57,7 @@ class ConfigSetting:
         doc = self.doc()
         try:
             self.apply(value)
+            self.wrote(doc.dumps())  # before the file changes: the follower may look at once
             await asyncio.get_running_loop().run_in_executor(None, doc.save)
         except (cfg.ConfigError, OSError) as error:
             self.board().error(f"{self.name} = {value!r} not saved: {first_line(error)}")

@@ -17,7 +17,7 @@ from ..clients.motor import EpicsMotor
 from ..engines.lease import Holder
 from ..engines.sync import Preview, ScanRefused, ScanSettings, ScanState, ScanUpdate, SyncController
 from .builder import command_handler, set_put_disabled
-from .messages import Level, MessageBoard
+from .messages import Announcing, Level, MessageBoard
 from .spec import Command, Kind, Published, Pv, ScanSetting, SyncRecords
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def _setting(pv: Pv) -> str:
     return pv.binds.field
 
 
-class SyncBinding:
+class SyncBinding(Announcing):
     """Records of the scan: settings in, preview and progress out."""
 
     def __init__(self, bench: Bench) -> None:
@@ -87,14 +87,6 @@ class SyncBinding:
             from ..clients.scan import EpicsMotorSync
 
             self.controller.motors[name] = EpicsMotorSync(motor)
-
-    @property
-    def message_board(self) -> MessageBoard:
-        assert self.board is not None, "records not built"
-        return self.board
-
-    def say(self, text: str, level: Level = Level.INFO) -> None:
-        self.message_board.say(text, level)
 
     def publish(self, values: Any) -> None:
         """Show every Published field that `values` (ScanUpdate, Preview) carries; the
