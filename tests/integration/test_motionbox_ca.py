@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benches import BACKENDS, Bench, open_bench, put_many
+from benches import Bench, put_many
 from benchioc import epicsenv
-from camon import CaMonitor
+from camon import CaMonitor, server_port
 from iocharness import IocProcess
 
 pytestmark = pytest.mark.integration
@@ -58,18 +58,6 @@ class Running:
         matches = [line for line in self.lines if text in line]
         assert found and matches, f"no line with {text!r} in {self.lines}"
         return matches[0]
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def bench(request, tmp_path_factory):
-    opened = open_bench(request.param, tmp_path_factory.mktemp("served"), time_scale=20)
-    yield opened
-    opened.stop()
-
-
-@pytest.fixture(scope="module")
-def ioc(bench: Bench) -> IocProcess:
-    return bench.ioc
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +241,7 @@ def test_edits_of_other_motors_and_other_files_go_ahead_while_one_homes(
 def test_an_edit_is_refused_when_the_serving_ioc_cannot_be_reached(ioc, served_config):
     """The IOC holds the file, but this shell's CA does not reach it: refused at once,
     since the edit could land in a homing."""
-    env = epicsenv.loopback_env(ca_ports=[epicsenv.free_port()])
+    env = epicsenv.loopback_env(ca_ports=[server_port()])
     before = served_config.read_bytes()
     started = time.monotonic()
     refused = motion_box(env, "remove", served_config, "E")
@@ -270,7 +258,7 @@ def test_an_edit_is_refused_when_the_serving_ioc_cannot_be_reached(ioc, served_c
 
 # --- no bench --------------------------------------------------------------------------
 def test_an_offline_bench_lists_quickly_as_unreachable(other_config):
-    env = epicsenv.loopback_env(ca_ports=[epicsenv.free_port()])
+    env = epicsenv.loopback_env(ca_ports=[server_port()])
     started = time.monotonic()
     motion_box(env, "help")  # what starting the program costs on this machine, now
     startup = time.monotonic() - started

@@ -30,6 +30,7 @@ import floor  # noqa: E402
 from caclient import CaClient  # noqa: E402
 from ideal import ShadowBench  # noqa: E402
 
+from camon import server_port  # noqa: E402
 from iocharness import IocProcess  # noqa: E402
 
 BENCH_YAML = REPO / "configs" / "bench.yaml"
@@ -572,8 +573,8 @@ def stop(process: subprocess.Popen) -> None:
 
 def _ioc_command(config: Path, port: int, prefix: str) -> list[str]:
     return [sys.executable, "-m", "benchioc.tools.cli", "--config", str(config), "--prefix", prefix,
-            "--port", str(port), "--pva-port", str(epicsenv.free_port()),
-            "--pva-udp-port", str(epicsenv.free_port())]
+            "--port", str(port), "--pva-port", str(server_port()),
+            "--pva-udp-port", str(server_port())]
 
 
 def part_startup(many: int, backend: str = "sim") -> dict:
@@ -585,7 +586,7 @@ def part_startup(many: int, backend: str = "sim") -> dict:
     from simharness import start_sim
 
     folder = _work_dir()
-    ports = {key: epicsenv.free_port() for key in ("bare", "ioc5", "iocN")}
+    ports = {key: server_port() for key in ("bare", "ioc5", "iocN")}
     client = CaClient(epicsenv.loopback_env(
         ca_ports=[ports["bare"], ports["ioc5"], ports["iocN"]]))
     try:
