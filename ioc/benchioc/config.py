@@ -145,6 +145,12 @@ class HomingConfig(_Strict):
 
 class CameraConfig(_Strict):
     prefix: str = "SIM:cam1:"
+    # The camera's NDFileHDF5 plugin, armed for every scan ("" = the scan file holds no
+    # frames). Relative to prefix's IOC prefix: "SIM:cam1:" -> "SIM:HDF1:".
+    file_plugin: str = "HDF1:"
+    # Flat fields: this motor moves the sample out of the beam to flat_position, and back.
+    flat_motor: str = ""
+    flat_position: float = 0.0
 
 
 class TriggerConfig(_Strict):
@@ -156,7 +162,12 @@ class DataConfig(_Strict):
     name: str = "scan"
     proposal: str = ""
     experiment: str = ""
+    sample: str = ""
+    user: str = ""
     embargo_years: float = Field(3, ge=0)
+    # Mode of scan files, sidecars and autosave files, whatever the process umask: a data
+    # pipeline or a colleague must be able to read them.
+    file_mode: str = Field("0644", pattern=r"^0?[0-7]{3}$")
 
 
 class SimMotorConfig(_Strict):

@@ -277,6 +277,27 @@ class SyncController:
         )
 
     # --- run and abort -----------------------------------------------------------------
+    def why_not_run(self) -> str:
+        """Why Run would be refused now, in words ("" if it would start): the same checks
+        run() makes before anything moves, without waiting for devices still connecting.
+        The record layer asks it in the Run record's validate, so a refused Run fails the
+        put itself (a CA write error) rather than completing."""
+        if self._run is not None:
+            return "a scan is already running; abort it first"
+        try:
+            plan = self._plan()
+        except ScanRefused as refusal:
+            return str(refusal)
+        holder = self.leases.holder(plan.settings.motor)
+        if holder is not None:
+            return f"motor {MotorInUse(plan.settings.motor, holder)}"
+        return ""
+
+    def refuse(self, reason: str) -> None:
+        """Show a refused Run: State back to Idle (not the previous scan's outcome, which
+        would read as this one's), the reason on the Message."""
+        self._publish(state=ScanState.IDLE, progress=0.0, message=f"refused: {reason}")
+
     async def run(self) -> ScanResult:
         """Run one scan to its end and return the final update (Done, Aborted or Failed).
         Raises ScanRefused, before anything moves, if the settings are invalid or a scan
@@ -291,7 +312,7 @@ class SyncController:
             plan = self._plan()
             lease = self._take_motor(plan.settings.motor)
         except ScanRefused as refusal:
-            self._publish(message=f"refused: {refusal}")
+            self.refuse(str(refusal))
             raise
         run = self._run = _Run(plan)
         try:

@@ -78,6 +78,10 @@ class ScanSettings:
     period: float = 0.05
     settle_time: float = 0.0
     require_homed: bool = True
+    # Taken before the scan, as tomoscan does: darks with the shutter closed, flats with
+    # the sample moved out of the beam. 0: none.
+    dark_frames: int = 0
+    flat_frames: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -85,7 +89,8 @@ class ScanSettings:
             "end": self.end, "num_points": self.num_points,
             "frames_per_point": self.frames_per_point, "exposure": self.exposure,
             "period": self.period, "settle_time": self.settle_time,
-            "require_homed": self.require_homed,
+            "require_homed": self.require_homed, "dark_frames": self.dark_frames,
+            "flat_frames": self.flat_frames,
         }
 
 
@@ -172,6 +177,9 @@ def _check_numbers(s: ScanSettings) -> None:
         raise ScanRefused(f"Exposure {_fmt(s.exposure, 's')} must be more than 0 s")
     if s.settle_time < 0:
         raise ScanRefused(f"SettleTime {_fmt(s.settle_time, 's')} must not be negative")
+    for name, count in (("DarkFrames", s.dark_frames), ("FlatFrames", s.flat_frames)):
+        if not 0 <= count <= MAX_POINTS:
+            raise ScanRefused(f"{name} {count} must be between 0 and {MAX_POINTS}")
 
 
 def _check_mode(s: ScanSettings) -> None:
