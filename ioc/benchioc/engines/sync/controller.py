@@ -81,6 +81,9 @@ class DataTarget:
     proposal: str = ""
     experiment: str = ""
     embargo_years: float = 3.0
+    sample: str = ""
+    user: str = ""
+    file_mode: int = 0o644
 
     @classmethod
     def from_config(cls, data: Any, base_dir: Path) -> DataTarget:
@@ -90,7 +93,7 @@ class DataTarget:
         if not directory.is_absolute():
             directory = base_dir / directory
         return cls(directory, data.name, data.proposal, data.experiment,
-                   data.embargo_years)
+                   data.embargo_years, data.sample, data.user, int(data.file_mode, 8))
 
 
 @dataclass
