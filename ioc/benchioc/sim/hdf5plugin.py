@@ -63,11 +63,18 @@ WRITE_MODE_LABELS = ("Single", "Capture", "Stream")
 
 def c_format(template: str, path: str, name: str, number: int) -> str:
     """areaDetector's epicsSnprintf(template, path, name, number), Python's % doing the
-    printf conversions; an unusable template gives what the genuine would: empty."""
-    try:
-        return template % (path, name, number)
-    except (TypeError, ValueError):
-        return ""
+    printf conversions. Like C, a template may use fewer of the arguments than given
+    ("%s%s.h5" ignores the number); an unusable template gives what the genuine would:
+    empty."""
+    values = (path, name, number)
+    for used in range(len(values), -1, -1):
+        try:
+            return template % values[:used]
+        except TypeError:
+            continue  # too many arguments for the template (or too few: try fewer)
+        except ValueError:
+            return ""
+    return ""
 
 
 def text(value: object) -> str:
