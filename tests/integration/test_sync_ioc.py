@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from nexusformat.nexus.validate import validate_application
 
 from benches import Bench
+from benchioc.data import nexus as datafile
 from camon import CaMonitor
 from iocharness import BIN, IocProcess
 
@@ -164,6 +167,26 @@ def check_file(ioc: IocProcess, path: Path, scan_id: str, mode: str,
         for key, expected in values.items():
             np.testing.assert_allclose(data[key][()], expected, rtol=1e-15, err_msg=key)
         assert entry["instrument/motor_A/record_fields/VELO"][()] == velo
+        check_frames(entry, values["positions"])
+    for written in (path, sidecar):
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644, written  # data.file_mode
+    _, errors = validate_application(str(path), application=str(datafile.DEFINITION_FILE))
+    assert errors == 0
+
+
+def check_frames(entry: h5py.Group, positions: np.ndarray) -> None:
+    """The camera's file plugin wrote one frame per point beside the scan file, and the
+    scan file links them (by a relative name) against the measured positions."""
+    data = entry["data"]
+    link = data.get("data", getlink=True)
+    assert isinstance(link, h5py.ExternalLink) and "/" not in link.filename
+    assert data.attrs["signal"] == "data"
+    frames = data["data"]  # resolved through the link
+    assert frames.ndim == 3 and frames.shape[0] == len(positions)
+    assert frames.shape[1] > 1 and frames.shape[2] > 1
+    assert data["image_key"][()].tolist() == [0] * len(positions)
+    np.testing.assert_allclose(data["frame_positions"][()], positions)
+    assert entry["instrument/detector/data"].shape == frames.shape
 
 
 # --- each mode to Done -----------------------------------------------------------------

@@ -15,9 +15,18 @@ import math
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import h5py
+import numpy as np
 from virtualclock import run_virtual as _run_virtual
 
-from benchioc.engines.sync.devices import Frame, ImageMode, Pulse, TriggerMode
+from benchioc.engines.sync.devices import (
+    DeviceError,
+    Frame,
+    ImageMode,
+    Pulse,
+    TriggerMode,
+    WrittenFile,
+)
 from benchioc.engines.sync.model import MotorSnapshot
 from benchioc.sim.camera import CameraModel
 from benchioc.sim.camera import ImageMode as SimImageMode
@@ -225,6 +234,8 @@ class FakeCamera(_FakeLink):
         self.stops = 0
         self.configured: dict[str, Any] = {}
         self.file = ""
+        self.shutter_open = True
+        self.shutter_puts: list[bool] = []
 
     @property
     def readout_time(self) -> float:
@@ -301,6 +312,59 @@ class FakeCamera(_FakeLink):
 
     async def file_name(self) -> str:
         return self.file
+
+    async def set_shutter(self, open_: bool) -> None:
+        self.shutter_open = open_
+        self.shutter_puts.append(open_)
+
+
+class FakeWriter:
+    """The camera's file plugin: counts the frames the camera delivers while armed and,
+    at finish, writes that many small frames where NDFileHDF5 would, in Stream mode."""
+
+    prefix = "FAKE:HDF1:"
+    SHAPE = (4, 6)
+
+    def __init__(self, camera: FakeCamera) -> None:
+        self.camera = camera
+        self.path = ""
+        self.wanted = 0
+        self.frames = 0
+        self.dark_frames = 0  # frames that came with the shutter closed
+        self.cancelled = False
+        self._unwatch: Callable[[], None] | None = None
+        self.directory_visible = True
+
+    async def arm(self, directory: str, name: str, frames: int) -> str:
+        if not self.directory_visible:
+            raise DeviceError(f"the camera's file plugin {self.prefix} cannot see the "
+                              f"data directory {directory}")
+        self.path, self.wanted, self.frames, self.cancelled = (
+            f"{directory}/{name}.h5", frames, 0, False)
+        first = [True]
+
+        def count(frame: Frame) -> None:
+            if first[0]:  # the monitor's first update is no new frame
+                first[0] = False
+                return
+            if self.frames < self.wanted and not self.cancelled:
+                self.frames += 1
+                self.dark_frames += not self.camera.shutter_open
+
+        self._unwatch = self.camera.watch_frames(count)
+        return self.path
+
+    async def finish(self, timeout: float) -> WrittenFile:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        with h5py.File(self.path, "w") as h5:
+            h5.create_dataset("entry/data/data", data=np.zeros((self.frames, *self.SHAPE),
+                                                              dtype=np.uint16))
+        return WrittenFile(self.path, self.frames)
+
+    async def cancel(self) -> None:
+        self.cancelled = True
 
 
 class FakeBox(_FakeLink):

@@ -154,16 +154,46 @@ def test_arrays_of_different_lengths_are_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_camera_file_is_linked_when_reported(tmp_path: Path) -> None:
-    camera_file = tmp_path / "cam.h5"
-    with h5py.File(camera_file, "w") as cam:
-        cam.create_dataset("frames", data=np.zeros((2, 4, 4)))
-    path = datafile.write_scan_file(
-        tmp_path / "data", "bench", metadata(camera_file=str(camera_file)), arrays()
-    )
+def frames_file(directory: Path, count: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "bench-frames.h5"
+    with h5py.File(path, "w") as cam:
+        cam.create_dataset("entry/data/data", data=np.zeros((count, 4, 4), np.uint16))
+    return path
+
+
+def test_frames_beside_the_scan_file_are_linked_by_relative_name(tmp_path: Path) -> None:
+    frames = datafile.FrameArrays(str(frames_file(tmp_path / "data", 3)), 3, [0, 0, 0],
+                                  [0.0, 0.5, 1.0])
+    path = datafile.write_scan_file(tmp_path / "data", "bench", metadata(), arrays(),
+                                    frames=frames)
     with h5py.File(path) as h5:
-        assert h5["entry/camera_file/frames"].shape == (2, 4, 4)
-        assert h5["entry/instrument/detector/file"].asstr()[()] == str(camera_file)
+        link = h5["entry/data"].get("data", getlink=True)
+        assert isinstance(link, h5py.ExternalLink)
+        assert (link.filename, link.path) == ("bench-frames.h5", "/entry/data/data")
+        assert h5["entry/data/data"].shape == (3, 4, 4)
+        assert h5["entry/data"].attrs["signal"] == "data"
+
+
+def test_frames_elsewhere_are_not_linked(tmp_path: Path) -> None:
+    frames = datafile.FrameArrays(str(frames_file(tmp_path / "camera", 3)), 3, [0] * 3,
+                                  [0.0] * 3)
+    path = datafile.write_scan_file(tmp_path / "data", "bench", metadata(), arrays(),
+                                    frames=frames)
+    with h5py.File(path) as h5:
+        assert "data" not in h5["entry/data"]
+        assert h5["entry/data"].attrs["signal"] == "frame_numbers"
+
+
+def test_frames_the_scan_did_not_account_for_are_linked_without_axes(tmp_path: Path) -> None:
+    frames = datafile.FrameArrays(str(frames_file(tmp_path / "data", 4)), 4, [0] * 3,
+                                  [0.0] * 3)
+    path = datafile.write_scan_file(tmp_path / "data", "bench", metadata(), arrays(),
+                                    frames=frames)
+    with h5py.File(path) as h5:
+        assert h5["entry/data/data"].shape == (4, 4, 4)
+        assert "axes" not in h5["entry/data"].attrs
+        assert "frame_positions" not in h5["entry/data"]
 
 
 def test_embargo_years_are_configurable() -> None:

@@ -33,9 +33,10 @@ from aioca import (
 
 from ..engines.lease import Holder, MotorLeases
 from ..engines.motormodel import MotorTimeout
-from ..engines.sync.controller import SCAN, DataTarget, SyncController
+from ..engines.sync.controller import SCAN, DataTarget, FlatPlace, SyncController
 from ..engines.sync.devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
 from ..engines.sync.model import MotorSnapshot
+from .camera_file import CaFilePlugin, plugin_prefix
 
 if TYPE_CHECKING:
     from ..config import BenchConfig
@@ -313,6 +314,10 @@ class CaCamera:
             return ""
         return str(await _get(self.file_pv, datatype=DBR_CHAR_STR)).strip()
 
+    async def set_shutter(self, open_: bool) -> None:
+        # a put-callback: the driver has applied it (and its open/close delay) when done
+        await _put(self.pv("ShutterControl"), 1 if open_ else 0)
+
 
 class CaTriggerBox:
     """A PandA position-compare block (`$(prefix)PCOMP1:`) with its capture.
@@ -479,12 +484,17 @@ def build_controller(config: BenchConfig, motors: Mapping[str, EpicsMotor], *,
     answers only makes Fly scans refused), scan files in `data.directory` (relative to
     the config file's folder). readout_time: None to use the camera's."""
     prefix = config.trigger.prefix
+    camera = config.detector
     adapters = {name: EpicsMotorSync(motor) for name, motor in motors.items()}
     for adapter in adapters.values():
         adapter.start_metering()  # so that a homing before the first scan is measured
     return SyncController(
         motors=adapters,
-        camera=CaCamera(config.detector.prefix),
+        camera=CaCamera(camera.prefix),
+        writer=(CaFilePlugin(plugin_prefix(camera.prefix, camera.file_plugin), camera.prefix)
+                if camera.file_plugin else None),
+        flat=FlatPlace(camera.flat_motor, camera.flat_position) if camera.flat_motor else None,
+        bench_name=config.ioc.prefix.rstrip(":"),
         box=CaTriggerBox(prefix) if prefix else None,
         data=DataTarget.from_config(config.data, config_dir),
         is_homed=is_homed,

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from ... import __version__
 from ...data import nexus as datafile
 from ..lease import Holder, Lease, MotorInUse, MotorLeases
-from .devices import Camera, DeviceError, SyncMotor, TriggerBox
+from .devices import Camera, DeviceError, FrameWriter, SyncMotor, TriggerBox, WrittenFile
 from .engines import ScanContext, ScanFailed, Tally, run_scan
 from .model import (
     MotorSnapshot,
@@ -33,10 +34,15 @@ from .model import (
     plan_scan,
     preview,
 )
+from .references import FlatMotion, References, take_references
 
 log = logging.getLogger(__name__)
 
 CLEANUP_TIMEOUT_S = 10.0
+# How long the camera's file plugin may take, after the scan's last frame, to write the
+# frames still queued and close its file.
+WRITER_CLOSE_S = 5.0
+MISSED_FRAMES_CLOSE_S = 1.0
 # How long Run waits for a camera (or Fly's box) that is not connected yet, e.g. right
 # after the IOC started, before refusing.
 DEVICE_WAIT_S = 2.0
@@ -96,10 +102,21 @@ class DataTarget:
                    data.embargo_years, data.sample, data.user, int(data.file_mode, 8))
 
 
+@dataclass(frozen=True)
+class FlatPlace:
+    """The config's flat-field motion: which bench motor, to where."""
+
+    motor: str
+    position: float
+
+
 @dataclass
 class _Run:
     plan: ScanPlan
     context: ScanContext | None = None
+    frames_file: str = ""  # the camera's file for this scan, once armed
+    references: References = field(default_factory=References)
+    data_baseline: int | None = None  # the camera's frame counter before the data frames
     task: asyncio.Task | None = None
     abort_requested: bool = False
     scan_id: str = field(default_factory=datafile.new_scan_id)
@@ -125,6 +142,9 @@ class SyncController:
         readout_time: float | None = None,
         bench_config: Mapping[str, Any] | None = None,
         program_version: str = __version__,
+        writer: FrameWriter | None = None,
+        flat: FlatPlace | None = None,
+        bench_name: str = "",
     ) -> None:
         self.motors = dict(motors)
         self.camera = camera
@@ -136,6 +156,9 @@ class SyncController:
         self._readout_time = readout_time
         self.bench_config = dict(bench_config or {})
         self.program_version = program_version
+        self.writer = writer
+        self.flat = flat
+        self.bench_name = bench_name
         self.settings = ScanSettings(motor=next(iter(self.motors), ""))
         self._subscribers: list[Callable[[ScanUpdate], None]] = []
         self._last = ScanUpdate()
@@ -223,9 +246,15 @@ class SyncController:
 
     def preview(self) -> Preview:
         motor = self._snapshot(self.settings.motor)
-        return preview(self.settings, motor, homed=self._homed(self.settings.motor),
-                       readout_time=self.readout_time, known_motors=tuple(self.motors),
-                       device_problem=self.device_problem())
+        shown = preview(self.settings, motor, homed=self._homed(self.settings.motor),
+                        readout_time=self.readout_time, known_motors=tuple(self.motors),
+                        device_problem=self.device_problem())
+        if shown.ok:
+            try:
+                self._check_flats(self.settings)
+            except ScanRefused as refusal:
+                return Preview(ok=False, message=str(refusal))
+        return shown
 
     def _snapshot(self, name: str) -> MotorSnapshot | None:
         motor = self.motors.get(name)
@@ -291,10 +320,18 @@ class SyncController:
             plan = self._plan()
         except ScanRefused as refusal:
             return str(refusal)
-        holder = self.leases.holder(plan.settings.motor)
-        if holder is not None:
-            return f"motor {MotorInUse(plan.settings.motor, holder)}"
+        for motor in self._motors_of(plan.settings):
+            holder = self.leases.holder(motor)
+            if holder is not None:
+                return f"motor {MotorInUse(motor, holder)}"
         return ""
+
+    def _motors_of(self, settings: ScanSettings) -> list[str]:
+        """The motors a scan moves: the scanned one, and the flat-field one for flats."""
+        motors = [settings.motor]
+        if settings.flat_frames > 0 and self.flat and self.flat.motor != settings.motor:
+            motors.append(self.flat.motor)
+        return motors
 
     def refuse(self, reason: str) -> None:
         """Show a refused Run: State back to Idle (not the previous scan's outcome, which
@@ -313,7 +350,7 @@ class SyncController:
             raise ScanRefused("a scan is already running; abort it first")
         try:
             plan = self._plan()
-            lease = self._take_motor(plan.settings.motor)
+            leases = self._take_motors(self._motors_of(plan.settings))
         except ScanRefused as refusal:
             self.refuse(str(refusal))
             raise
@@ -337,13 +374,19 @@ class SyncController:
                 raise
         finally:
             self._run = None
-            lease.release()
+            for lease in leases:
+                lease.release()
 
-    def _take_motor(self, motor: str) -> Lease:
+    def _take_motors(self, motors: list[str]) -> list[Lease]:
+        taken: list[Lease] = []
         try:
-            return self.leases.take(motor, self.lease_holder)
-        except MotorInUse as taken:
-            raise ScanRefused(f"motor {taken}") from None
+            for motor in motors:
+                taken.append(self.leases.take(motor, self.lease_holder))
+        except MotorInUse as in_use:
+            for lease in taken:
+                lease.release()
+            raise ScanRefused(f"motor {in_use}") from None
+        return taken
 
     def abort(self) -> None:
         """Stop the running scan: the motor stops, the box is disarmed, the camera stops
@@ -357,9 +400,23 @@ class SyncController:
 
     def _plan(self) -> ScanPlan:
         s = self.settings
-        return plan_scan(s, self._snapshot(s.motor), homed=self._homed(s.motor),
+        plan = plan_scan(s, self._snapshot(s.motor), homed=self._homed(s.motor),
                          readout_time=self.readout_time, known_motors=tuple(self.motors),
                          device_problem=self.device_problem(s.mode))
+        self._check_flats(s)
+        return plan
+
+    def _check_flats(self, s: ScanSettings) -> None:
+        if s.flat_frames <= 0:
+            return
+        if self.flat is None:
+            raise ScanRefused(f"FlatFrames {s.flat_frames} needs a motor that takes the "
+                              "sample out of the beam: set detector.flat_motor and "
+                              "detector.flat_position in the config, or FlatFrames 0")
+        if self.flat.motor not in self.motors:
+            raise ScanRefused(f"the flat-field motor {self.flat.motor!r} (detector."
+                              "flat_motor) is not a bench motor: "
+                              f"{', '.join(self.motors) or 'none configured'}")
 
     async def _scan(self, run: _Run) -> ScanResult:
         plan = run.plan
@@ -372,6 +429,9 @@ class SyncController:
         state, message = ScanState.DONE, ""
         motor_fields = _safe_fields(motor)
         try:
+            await self._arm_writer(run)
+            run.references = await take_references(ctx, self._flat_motion())
+            run.data_baseline = await self.camera.frame_counter()
             await run_scan(ctx)
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -385,8 +445,10 @@ class SyncController:
             state, message = ScanState.FAILED, f"unexpected error: {_words(error)}"
         self._publish(state=ScanState.FINISHING, message=f"finishing: {message or 'ok'}")
         problems = await self._cleanup(ctx, stop_motion=state != ScanState.DONE)
+        written = await self._finish_writer(run, done=state == ScanState.DONE,
+                                            problems=problems)
         message = _final_message(state, message, ctx, problems)
-        data_file = await self._write_file(run, ctx, state, message, motor_fields)
+        data_file = await self._write_file(run, ctx, state, message, motor_fields, written)
         if isinstance(data_file, Exception):
             state = ScanState.FAILED
             message = f"{message}; scan file not written: {data_file}"
@@ -394,6 +456,46 @@ class SyncController:
         self._publish_tally(ctx.tally, state=state, message=message, data_file=data_file)
         log.info("sync scan %s: %s", run.scan_id, message)
         return self._last
+
+    def _flat_motion(self) -> FlatMotion | None:
+        if self.flat is None or self.flat.motor not in self.motors:
+            return None
+        return FlatMotion(self.motors[self.flat.motor], self.flat.position)
+
+    def expected_frames(self, settings: ScanSettings) -> int:
+        """Frames the camera's file gets in one scan: darks, flats, then the data."""
+        return (settings.dark_frames + settings.flat_frames
+                + settings.num_points * settings.frames_per_point)
+
+    async def _arm_writer(self, run: _Run) -> None:
+        """Point the camera's file plugin at a new file beside the scan file."""
+        if self.writer is None:
+            return
+        directory = self.data.directory
+        await asyncio.to_thread(_ensure_directory, directory)
+        name = await asyncio.to_thread(
+            _free_frames_name, directory,
+            datafile.file_stem(self.data.name, run.started) + "-frames")
+        run.frames_file = await self.writer.arm(str(directory), name,
+                                                self.expected_frames(run.plan.settings))
+
+    async def _finish_writer(self, run: _Run, *, done: bool,
+                             problems: list[str]) -> WrittenFile | None:
+        if self.writer is None or not run.frames_file:
+            return None
+        try:
+            if not done:
+                await self.writer.cancel()
+            # frames missed by the camera never come: do not wait for them
+            missed = run.context is not None and run.context.tally.missed_frames > 0
+            written = await self.writer.finish(MISSED_FRAMES_CLOSE_S if missed
+                                               else WRITER_CLOSE_S)
+        except (DeviceError, TimeoutError) as error:
+            problems.append(f"the camera's frames file {run.frames_file} may be "
+                            f"incomplete ({_words(error)})")
+            return None
+        await asyncio.to_thread(_set_mode, Path(written.path), self.data.file_mode)
+        return written
 
     async def _cleanup(self, ctx: ScanContext, *, stop_motion: bool) -> list[str]:
         """Undo what the scan changed; each step is tried even if another fails."""
@@ -424,27 +526,33 @@ class SyncController:
         return problems
 
     async def _write_file(self, run: _Run, ctx: ScanContext, state: ScanState,
-                          message: str, motor_fields: dict[str, Any]) -> str | Exception:
+                          message: str, motor_fields: dict[str, Any],
+                          written: WrittenFile | None) -> str | Exception:
         s = ctx.settings
         arrays = ctx.tally.arrays
         metadata = datafile.ScanMetadata(
             scan_id=run.scan_id, start_time=run.started,
             end_time=dt.datetime.now().astimezone(), program_version=self.program_version,
             proposal=self.data.proposal, experiment=self.data.experiment,
+            sample=self.data.sample, user=self.data.user, bench_name=self.bench_name,
             embargo_years=self.data.embargo_years,
             title=f"{s.mode.label} scan of motor {s.motor} from {s.start:g} to {s.end:g}",
             outcome=state.label, settings=s.as_dict(), bench_config=self.bench_config,
             motor_name=s.motor, motor_fields=motor_fields, camera_prefix=self.camera.prefix,
-            camera_file=await _safe_camera_file(self.camera),
+            camera_file=written.path if written else "",
             trigger_prefix=self.box.prefix if self.box is not None else "",
             missed_frames=ctx.tally.missed_frames, message=message,
         )
         scan_arrays = datafile.ScanArrays(arrays.set_positions, arrays.positions,
                                           arrays.frame_numbers, arrays.timestamps,
                                           position_units=run.plan.units)
+        frames = None
+        if written is not None:
+            frames = per_frame(run.references, run.data_baseline, arrays, written)
         try:
             path = await asyncio.to_thread(datafile.write_scan_file, self.data.directory,
-                                           self.data.name, metadata, scan_arrays)
+                                           self.data.name, metadata, scan_arrays,
+                                           frames=frames, file_mode=self.data.file_mode)
         except (OSError, datafile.DataFileError) as error:
             log.error("scan file for %s not written: %s", run.scan_id, error)
             return error
@@ -465,11 +573,51 @@ def _safe_fields(motor: SyncMotor) -> dict[str, Any]:
         return {}
 
 
-async def _safe_camera_file(camera: Camera) -> str:
+def per_frame(refs: References, baseline: int | None, arrays: Any,
+              written: WrittenFile) -> datafile.FrameArrays:
+    """The image key and the scanned motor's measured position of every frame in the
+    camera's file: darks and flats where the motor stood before the scan, then each data
+    frame at its point's position. A point's frames are those numbered after the
+    previous point's last frame up to its own (a missed frame's point has -1)."""
+    keys = refs.image_keys()
+    positions = [refs.position] * len(keys)
+    last = baseline
+    for position, number in zip(arrays.positions, arrays.frame_numbers, strict=True):
+        if number < 0:
+            continue
+        count = 1 if last is None else max(number - last, 0)
+        keys += [0] * count
+        positions += [float(position)] * count
+        last = number
+    return datafile.FrameArrays(path=written.path, count=written.frames,
+                                image_key=keys, positions=positions)
+
+
+def _ensure_directory(directory: Path) -> None:
     try:
-        return await asyncio.wait_for(camera.file_name(), 2.0)
-    except Exception:
-        return ""
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DeviceError(f"data directory {directory} cannot be created "
+                          f"({error.strerror})") from None
+
+
+def _free_frames_name(directory: Path, stem: str) -> str:
+    """A frames file name not yet taken: the camera's plugin would overwrite a file."""
+    for suffix in range(datafile.MAX_SUFFIX + 1):
+        name = stem if suffix == 0 else f"{stem}-{suffix}"
+        if not (directory / f"{name}.h5").exists():
+            return name
+    raise DeviceError(f"{datafile.MAX_SUFFIX + 1} frames files {stem}*.h5 already "
+                      f"exist in {directory}")
+
+
+def _set_mode(path: Path, mode: int) -> None:
+    """The mode the config names; the camera's IOC may run as another user: then say so
+    in the log and leave the file as it is."""
+    try:
+        os.chmod(path, mode)
+    except OSError as error:
+        log.warning("could not set mode %o on %s: %s", mode, path, error.strerror)
 
 
 def _final_message(state: ScanState, message: str, ctx: ScanContext,

@@ -117,6 +117,41 @@ class Camera(Protocol):
         """The file the camera (its file plugin) is writing, or ''."""
         ...
 
+    async def set_shutter(self, open_: bool) -> None:
+        """ShutterControl Open or Close; returns once the camera reads it back."""
+        ...
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """What the camera's file plugin wrote: its full name and how many frames."""
+
+    path: str
+    frames: int
+
+
+class FrameWriter(Protocol):
+    """The camera's file plugin (areaDetector NDFileHDF5), armed once per scan."""
+
+    prefix: str
+
+    async def arm(self, directory: str, name: str, frames: int) -> str:
+        """Open a capture of `frames` frames into `directory`/`name`.h5 (Stream mode);
+        return once the plugin is capturing, with the full file name it will write.
+        Raises DeviceError in words when the plugin cannot (directory unknown to the
+        camera's IOC, plugin disabled, file not creatable)."""
+        ...
+
+    async def finish(self, timeout: float) -> WrittenFile:
+        """Wait until the capture has its frames and the file is closed; after timeout
+        stop the capture (the file keeps what it has). Raises DeviceError when the
+        plugin reports a write error."""
+        ...
+
+    async def cancel(self) -> None:
+        """Stop capturing now (an aborted or failed scan); the file keeps its frames."""
+        ...
+
 
 class TriggerBox(Protocol):
     prefix: str
