@@ -233,7 +233,6 @@ class FakeCamera(_FakeLink):
         self._driver: asyncio.Task | None = None
         self.stops = 0
         self.configured: dict[str, Any] = {}
-        self.file = ""
         self.shutter_open = True
         self.shutter_puts: list[bool] = []
 
@@ -309,9 +308,6 @@ class FakeCamera(_FakeLink):
     def trigger(self, at: float) -> None:
         self.model.trigger(at)
         self._wake.set()
-
-    async def file_name(self) -> str:
-        return self.file
 
     async def set_shutter(self, open_: bool) -> None:
         self.shutter_open = open_

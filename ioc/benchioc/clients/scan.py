@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from aioca import (
     DBE_PROPERTY,
-    DBR_CHAR_STR,
     FORMAT_TIME,
     CANothing,
     Subscription,
@@ -201,9 +200,9 @@ class CaCamera:
     """An areaDetector driver's `cam` records, e.g. prefix `SIM:cam1:` or `FLIR5:cam5:`.
 
     trigger_labels: the TriggerMode labels for internal and external triggering (they
-    differ between drivers: "Internal"/"External", "Off"/"On"...). file_pv: a PV holding
-    the camera's own file name (a file plugin's FullFileName_RBV), if any. readout_time:
-    what to assume for a driver that does not publish one.
+    differ between drivers: "Internal"/"External", "Off"/"On"...). readout_time: what
+    to assume for a driver that does not publish one. (Its file plugin has a client of
+    its own: camera_file.CaFilePlugin.)
 
     Frame times: an areaDetector driver stamps ArrayCounter_RBV when it delivers the
     frame, after the exposure (simDetector: exposure + about 0.1 ms), so the client moves
@@ -211,11 +210,10 @@ class CaCamera:
     (benchioc.sim.camera) stamps at delivery too, and is treated alike."""
 
     def __init__(self, prefix: str, *, trigger_labels: tuple[str, str] = ("Internal",
-                 "External"), file_pv: str = "",
+                 "External"),
                  readout_time: float = DEFAULT_READOUT_S) -> None:
         self.prefix = prefix
         self.trigger_labels = trigger_labels
-        self.file_pv = file_pv
         self.default_readout_time = readout_time
         self._readout_time = readout_time
         self._exposure = 0.0  # AcquireTime of the current configuration
@@ -308,11 +306,6 @@ class CaCamera:
 
     def watch_frames(self, callback: Callable[[Frame], None]) -> Unsubscribe:
         return self._frames.add(callback)
-
-    async def file_name(self) -> str:
-        if not self.file_pv:
-            return ""
-        return str(await _get(self.file_pv, datatype=DBR_CHAR_STR)).strip()
 
     async def set_shutter(self, open_: bool) -> None:
         # a put-callback: the driver has applied it (and its open/close delay) when done

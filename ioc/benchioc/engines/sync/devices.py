@@ -113,10 +113,6 @@ class Camera(Protocol):
         exposure, whatever the driver stamps (areaDetector stamps the delivery)."""
         ...
 
-    async def file_name(self) -> str:
-        """The file the camera (its file plugin) is writing, or ''."""
-        ...
-
     async def set_shutter(self, open_: bool) -> None:
         """ShutterControl Open or Close; returns once the camera reads it back."""
         ...
