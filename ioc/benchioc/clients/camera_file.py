@@ -49,7 +49,14 @@ class CaFilePlugin:
 
     async def arm(self, directory: str, name: str, frames: int) -> str:
         await _put(f"{self.camera_prefix}ArrayCallbacks", 1)
-        await _put(self.pv("EnableCallbacks"), 1)
+        try:
+            await _put(self.pv("EnableCallbacks"), 1)
+        except DeviceError:
+            raise DeviceError(
+                f"the camera's file plugin {self.prefix} does not answer: check that "
+                "the camera's IOC loads an NDFileHDF5 plugin there, or set "
+                "detector.file_plugin in the config (\"\" for scans without frames)"
+            ) from None
         await self._stop_previous()
         await _put(self.pv("FileWriteMode"), STREAM)
         await _put(self.pv("LazyOpen"), 1)

@@ -1,0 +1,87 @@
+"""Frames in the scan file over real CA, on the simulated bench: dark and flat fields
+through the Sync records, and what a user sees when the camera's file plugin is not
+there. (Each mode's linked frames, on both backends: test_sync_ioc.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from benchioc.sim import image
+from iocharness import IocProcess
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = {"Motor": "A", "Start": "0", "End": "2", "NumPoints": "5", "Exposure": "0.01",
+            "Period": "0.05", "RequireHomed": "0", "Mode": "Step"}
+
+
+def start_ioc(repo_root: Path, folder: Path, **detector) -> IocProcess:
+    config = yaml.safe_load((repo_root / "configs" / "bench.yaml").read_text())
+    config["detector"].update(detector)
+    path = folder / "bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return IocProcess(path, time_scale=10)
+
+
+@pytest.fixture(scope="module")
+def ioc(repo_root, tmp_path_factory):
+    process = start_ioc(repo_root, tmp_path_factory.mktemp("frames"))
+    yield process
+    process.stop()
+
+
+def configure(ioc: IocProcess, **changes: str) -> None:
+    for name, value in {**SETTINGS, **changes}.items():
+        result = ioc.caput(f"Sync:{name}", value)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run(ioc: IocProcess) -> tuple[str, str, Path]:
+    result = ioc.caput("Sync:Run", "1", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    state, message, data_file = ioc.caget("Sync:State", "Sync:Message", "Sync:DataFile",
+                                          options=("-t", "-S"))
+    return state, message, Path(data_file)
+
+
+def test_a_missing_file_plugin_fails_the_scan_in_words(repo_root, tmp_path) -> None:
+    ioc = start_ioc(repo_root, tmp_path, file_plugin="HDF9:")
+    try:
+        configure(ioc)
+        state, message, data_file = run(ioc)
+    finally:
+        ioc.stop()
+    assert state == "Failed"
+    assert "file plugin SIM:HDF9: does not answer" in message
+    assert "detector.file_plugin" in message
+    with h5py.File(data_file) as h5:  # the failed scan is still on record
+        assert h5["entry/outcome"].asstr()[()] == "Failed"
+
+
+def test_darks_and_flats_are_taken_before_the_scan_and_keyed(ioc) -> None:
+    b_before = ioc.numbers("SIM:B.RBV")[0]
+    configure(ioc, DarkFrames="2", FlatFrames="3")
+    state, message, data_file = run(ioc)
+    assert state == "Done", message
+    assert message == "done: 5 of 5 points, 5 frames"
+    with h5py.File(data_file) as h5:
+        data = h5["entry/data"]
+        keys = data["image_key"][()].tolist()
+        assert keys == [2, 2, 1, 1, 1, 0, 0, 0, 0, 0]
+        frames = data["data"][()]
+        assert frames.shape == (10, image.HEIGHT, image.WIDTH)
+        darks, flats, scan = frames[:2], frames[2:5], frames[5:]
+        # shutter closed: noise only; open: the spot
+        assert darks.max() < image.DARK_LEVEL + image.SPOT_PEAK / 2
+        assert flats.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
+        assert scan.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
+        np.testing.assert_allclose(data["frame_positions"][5:], data["positions"][()])
+        assert h5["entry/scan_settings/dark_frames"][()] == 2
+    assert ioc.caget("SIM:cam1:ShutterControl") == ["Open"]
+    assert ioc.numbers("SIM:B.RBV")[0] == pytest.approx(b_before, abs=1e-3)  # back in
+    configure(ioc, DarkFrames="0", FlatFrames="0")
