@@ -40,6 +40,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--exposure", type=float, default=0.01)
     parser.add_argument("--period", type=float, default=0.05)
     parser.add_argument("--settle", type=float, default=0.0)
+    parser.add_argument("--dark-frames", type=int, default=0)
+    parser.add_argument("--flat-frames", type=int, default=0,
+                        help="needs detector.flat_motor in the config")
     parser.add_argument("--no-require-homed", action="store_true")
     parser.add_argument("--timeout", type=float, default=5.0, help="CA connection timeout")
     return parser.parse_args(argv)
@@ -51,9 +54,12 @@ async def _run(args: argparse.Namespace) -> int:
     if args.motor not in config.motors:
         print(f"no motor {args.motor!r} in {args.config}", file=sys.stderr)
         return 2
-    motor = EpicsMotor(args.motor, config.motors[args.motor].pv_root)
-    await motor.connect(args.timeout)
-    controller = build_controller(config, {args.motor: motor},
+    names = {args.motor}
+    if args.flat_frames and config.detector.flat_motor in config.motors:
+        names.add(config.detector.flat_motor)
+    motors = {name: EpicsMotor(name, config.motors[name].pv_root) for name in names}
+    await asyncio.gather(*(m.connect(args.timeout) for m in motors.values()))
+    controller = build_controller(config, motors,
                                   config_dir=args.config.resolve().parent,
                                   is_homed=lambda name: False)
     controller.watch_devices()
@@ -69,7 +75,8 @@ async def _run(args: argparse.Namespace) -> int:
         mode=ScanMode[args.mode.upper()], motor=args.motor, start=args.start, end=args.end,
         num_points=args.points, frames_per_point=args.frames_per_point,
         exposure=args.exposure, period=args.period, settle_time=args.settle,
-        require_homed=not args.no_require_homed,
+        require_homed=not args.no_require_homed, dark_frames=args.dark_frames,
+        flat_frames=args.flat_frames,
     )
     try:
         result = await controller.run()
@@ -78,7 +85,8 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     finally:
         controller.close()
-        motor.close()
+        for motor in motors.values():
+            motor.close()
     record = dataclasses.asdict(result)
     record["state"] = result.state.label
     print(json.dumps(record), flush=True)
