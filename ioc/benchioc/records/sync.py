@@ -1,5 +1,7 @@
 """The records of detector-synchronised scans (`SyncRecords`), bound to the
-SyncController: settings in (`ScanSetting`), preview and progress out (`Published`).
+SyncController: settings in (`ScanSetting`), preview and progress out (`Published`), and
+what the next scan file carries (`DataConfig`: the config's data section, saved to the
+file like any config put and applied to the controller's DataTarget).
 
 Only binding: the scan procedures live in engines/sync/, the record shapes in spec.py.
 """
@@ -13,12 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from .. import config as cfg
 from ..clients.motor import EpicsMotor
 from ..engines.lease import Holder
-from ..engines.sync import Preview, ScanRefused, ScanSettings, ScanState, ScanUpdate, SyncController
-from .builder import command_handler, set_put_disabled
-from .messages import Announcing, Level, MessageBoard
-from .spec import Command, Kind, Published, Pv, ScanSetting, SyncRecords
+from ..engines.sync import (
+    DataTarget,
+    Preview,
+    ScanRefused,
+    ScanSettings,
+    ScanState,
+    ScanUpdate,
+    SyncController,
+)
+from .builder import command_handler, set_put_disabled, show_units
+from .messages import Announcing, Level, MessageBoard, fit
+from .settings import ConfigSetting
+from .spec import Command, DataConfig, Kind, Published, Pv, ScanSetting, SyncRecords
 
 if TYPE_CHECKING:
     from .bench import Bench
@@ -26,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTINGS = tuple(pv for pv in SyncRecords.all() if isinstance(pv.binds, ScanSetting))
+DATA = tuple(pv for pv in SyncRecords.all() if isinstance(pv.binds, DataConfig))
+IN_MOTOR_UNITS = tuple(pv for pv in SyncRecords.all() if pv.motor_units)
 # How a record's value becomes the setting's type (mode: the mbb index, an int)
 _DEFAULTS = ScanSettings()
 _CONVERT: dict[str, Callable[[Any], Any]] = {
@@ -52,6 +66,11 @@ class SyncBinding(Announcing):
         self.bench = bench
         self.controller: SyncController | None = None
         self.board: MessageBoard | None = None
+        self._data_pending = False  # the data section changed while a scan ran
+
+    @property
+    def data(self) -> cfg.DataConfig:
+        return self.bench.config.data
 
     def rec(self, pv: Pv) -> Any:
         return self.bench.record(pv)
@@ -62,16 +81,83 @@ class SyncBinding(Announcing):
             initial = None
             if isinstance(pv.binds, ScanSetting):
                 initial = _record_value(getattr(defaults, pv.binds.field))
+            elif isinstance(pv.binds, DataConfig):
+                initial = self._data_value(pv)
             self.bench.add_record(pv, initial=initial, **self._handlers(pv))
         self.board = MessageBoard(self.rec(SyncRecords.Message), SyncRecords.Message,
                                   "sync: ")
 
     def _handlers(self, pv: Pv) -> dict[str, Callable]:
         if isinstance(pv.binds, Command):
-            return {"on_update": command_handler(self, pv.binds)}
+            handlers = {"on_update": command_handler(self, pv.binds)}
+            if pv is SyncRecords.Run:
+                handlers["validate"] = self._validate_run
+            return handlers
         if isinstance(pv.binds, ScanSetting):
             return {"on_update": self._setting_put(pv.binds.field)}
+        if isinstance(pv.binds, DataConfig):
+            return self._data_setting(pv, pv.binds.key).handlers()
         return {}
+
+    # --- the config's data section: what the next scan file carries ----------------------
+    def _data_value(self, pv: Pv) -> str:
+        """The data section's value as the record holds it (cut to its length)."""
+        assert isinstance(pv.binds, DataConfig)
+        return fit(pv, str(getattr(self.data, pv.binds.key)))
+
+    def _data_setting(self, pv: Pv, key: str) -> ConfigSetting:
+        async def after_save(_value: Any) -> None:
+            self.apply_data_config()
+
+        def apply(value: Any) -> None:
+            doc = self.bench.doc
+            # ConfigDocument has no public edit of the data section yet; _apply is the
+            # validated edit every other one goes through (the file keeps its comments).
+            doc._apply(lambda: doc.raw.setdefault("data", {}).__setitem__(key, value))  # noqa: SLF001
+
+        return ConfigSetting(
+            doc=lambda: self.bench.doc, name=key,
+            current=lambda: self._data_value(pv),
+            check=lambda value: cfg.validate(
+                {"data": {**self.data.model_dump(), key: value}}, "config"),
+            apply=apply, busy=lambda: None, board=lambda: self.message_board,
+            record=lambda: self.rec(pv), wrote=self.bench.own_texts.append,
+            after_save=after_save)
+
+    def show_data_config(self) -> None:
+        """Reflect the data section on the records and the next scan (after an outside
+        edit of the file): each record is processed so that monitors see it; its put
+        handler finds the file already says so."""
+        for pv in DATA:
+            record = self.rec(pv)
+            if record.get() != self._data_value(pv):
+                record.set(self._data_value(pv))
+        self.apply_data_config()
+
+    def apply_data_config(self) -> None:
+        """The next scan file takes the config's data section (directory, name, proposal,
+        ...). A running scan keeps what it started with: its file is written at its end,
+        so the change waits for that."""
+        if self.controller is None:
+            return
+        if self.controller.busy:
+            self._data_pending = True
+            return
+        self._data_pending = False
+        self.controller.data = DataTarget.from_config(
+            self.data, self.bench.doc.path.resolve().parent)
+
+    # --- units: the position records show the scanned motor's EGU and PREC ---------------
+    def motor_units_changed(self, name: str) -> None:
+        if name == self.rec(SyncRecords.Motor).get():
+            self.show_units()
+
+    def show_units(self) -> None:
+        binding = self.bench.motors.get(str(self.rec(SyncRecords.Motor).get()))
+        units = None if binding is None else binding.units
+        if units is not None:  # an unknown or not yet connected motor: left as they were
+            for pv in IN_MOTOR_UNITS:
+                show_units(self.rec(pv), *units)
 
     def start(self, controller: SyncController) -> None:
         self.controller = controller
@@ -81,6 +167,7 @@ class SyncBinding(Announcing):
         # The preview says whether the camera (and, for Fly, the box) answers: follow them.
         controller.watch_devices(self.refresh_preview)
         self.show_preview(controller.preview())
+        self.show_units()
 
     def replace_motor(self, name: str, motor: EpicsMotor) -> None:
         if self.controller is not None:
@@ -116,6 +203,8 @@ class SyncBinding(Announcing):
                 self.say(f"{field} = {value!r} refused: {error}", Level.ERROR)
                 return
             self.show_preview(preview)
+            if field == "motor":
+                self.show_units()
 
         return put
 
@@ -133,6 +222,22 @@ class SyncBinding(Announcing):
                 self.say(text, Level.INFO if preview.ok else Level.NOT_READY)
 
     # --- commands (Command verbs of SyncRecords) -----------------------------------------
+    def _validate_run(self, _record: Any, _value: Any) -> bool:
+        """A Run that would be refused fails the put itself (a CA write error, as a
+        refused config put does) instead of completing as if a scan had run. Called by
+        the record's processing, before the put is taken."""
+        if self.controller is None:
+            return True
+        reason = self.controller.why_not_run()
+        if not reason:
+            return True
+        if self.controller.busy:  # the running scan's State stays; only say why
+            self.say(f"scan refused: {reason}", Level.ERROR)
+        else:  # State back to Idle (not the last scan's Done), the reason on Message
+            self.controller.refuse(reason)
+        # no write alarm on Run: raising one processes an Action, which would run it
+        return False
+
     async def run(self) -> None:
         if self.controller is None:
             return
@@ -146,6 +251,8 @@ class SyncBinding(Announcing):
             self.say(f"scan failed: {error}", Level.ERROR)
         finally:
             set_put_disabled(self.rec(SyncRecords.Run), False)
+            if self._data_pending:  # the data section changed during the scan
+                self.apply_data_config()
 
     def abort(self) -> None:
         if self.controller is not None:
