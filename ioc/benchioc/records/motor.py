@@ -201,6 +201,8 @@ class MotorBinding(Announcing):
         status = self.motor.status if self.motor is not None else None
         if self.memory.remember(update.state, status):
             self.publish(homed=int(self.homed), last_homed=self.memory.last_homed)
+        if self.bench.sync is not None:  # homed or not: a scan's preview and Run follow
+            self.bench.sync.motor_changed(self.name)
 
     def _on_motor(self, status: MotorStatus) -> None:
         """Mirror the motor record. Every monitor update of every field lands here, so
@@ -210,6 +212,8 @@ class MotorBinding(Announcing):
             self.memory.track(status)
         if status.connected and (status.egu, status.prec) != self.units:
             self._show_units(status.egu, status.prec)
+        if status.dmov and self.bench.sync is not None:  # soft limits, speeds... at rest
+            self.bench.sync.motor_changed(self.name)
         severity = alarm.NO_ALARM if status.connected else alarm.INVALID_ALARM
         status_alarm = alarm.NO_ALARM if status.connected else alarm.COMM_ALARM
         for pv in MIRRORS:

@@ -8,6 +8,7 @@ Only binding: the scan procedures live in engines/sync/, the record shapes in sp
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -49,6 +50,9 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
 }
 _CONVERT["require_homed"] = bool
 
+FINISHED = (ScanState.DONE, ScanState.ABORTED, ScanState.FAILED)
+GATE_PERIOD_S = 1.0
+
 # A scan holds its motor's lease; a homing or a config put refused by it says how to free it
 SCAN_HOLDER = Holder("a scan", "is being scanned",
                      f"abort the scan first ({SyncRecords.Abort.full_name('')})")
@@ -67,6 +71,11 @@ class SyncBinding(Announcing):
         self.controller: SyncController | None = None
         self.board: MessageBoard | None = None
         self._data_pending = False  # the data section changed while a scan ran
+        # Run takes puts (DISP=0) only while a scan could start: a put-callback's status
+        # does not depend on what the record's processing returned, so a `caput -c` that
+        # must fail has to meet DISP=1 (see _gate_run)
+        self._run_open = True
+        self._running = False  # this binding's run() is under way (it holds DISP)
 
     @property
     def data(self) -> cfg.DataConfig:
@@ -148,6 +157,12 @@ class SyncBinding(Announcing):
             self.data, self.bench.doc.path.resolve().parent)
 
     # --- units: the position records show the scanned motor's EGU and PREC ---------------
+    def motor_changed(self, name: str) -> None:
+        """Something the preview reads of a motor changed (its homing state, its record's
+        fields at rest): the preview, and whether Run takes puts, follow."""
+        if name == self.rec(SyncRecords.Motor).get():
+            self.refresh_preview()
+
     def motor_units_changed(self, name: str) -> None:
         if name == self.rec(SyncRecords.Motor).get():
             self.show_units()
@@ -161,6 +176,7 @@ class SyncBinding(Announcing):
 
     def start(self, controller: SyncController) -> None:
         self.controller = controller
+        self.bench.leases.subscribe_release(self._gate_run)  # a homing gave its motor back
         controller.update(**{_setting(pv): _CONVERT[_setting(pv)](self.rec(pv).get())
                              for pv in SETTINGS})
         controller.subscribe(self._on_update)
@@ -202,7 +218,7 @@ class SyncBinding(Announcing):
             except (ValueError, TypeError) as error:
                 self.say(f"{field} = {value!r} refused: {error}", Level.ERROR)
                 return
-            self.show_preview(preview)
+            self.show_preview(preview, announce=True)
             if field == "motor":
                 self.show_units()
 
@@ -212,7 +228,7 @@ class SyncBinding(Announcing):
         if self.controller is not None:
             self.show_preview(self.controller.preview())
 
-    def show_preview(self, preview: Preview) -> None:
+    def show_preview(self, preview: Preview, announce: bool = False) -> None:
         self.publish(preview)
         if not self.controller or not self.controller.busy:
             text = preview.message or ("ready: estimated "
@@ -220,12 +236,45 @@ class SyncBinding(Announcing):
             text = text if preview.ok else f"not ready: {text}"
             if text != self.message_board.text:
                 self.say(text, Level.INFO if preview.ok else Level.NOT_READY)
+        self._gate_run(announce)
+
+    def _gate_run(self, announce: bool = False) -> None:
+        """Run takes puts only while a scan could start (controller.why_not_run()).
+
+        A refused Run must fail the client's put, `caput -c` included; EPICS completes a
+        put-callback as written whatever the record's processing returns (validate only
+        fails a plain put), and only DISP=1 fails it. So DISP follows why_not_run(): at
+        every preview (settings, devices, motor connected or changed, homing) and lease
+        release, and every GATE_PERIOD_S (for what nothing announces). The Message says
+        why ("not ready: ..."). announce: the change is the user's own setting put; if
+        it closes Run after a finished scan, State goes back to Idle with the reason
+        ("refused: ...") so that a refused Run never reads as the last scan's Done.
+        """
+        controller = self.controller
+        if controller is None or self._running:
+            return
+        reason = controller.why_not_run()
+        if (not reason) == self._run_open:
+            return
+        self._run_open = not reason
+        set_put_disabled(self.rec(SyncRecords.Run), bool(reason))
+        if reason and announce and controller.state in FINISHED:
+            controller.refuse(reason)
+
+    async def watch_run_gate(self) -> None:
+        """The safety net of _gate_run: what changes unannounced (a camera's readout
+        time) opens or closes Run within GATE_PERIOD_S."""
+        while True:
+            await asyncio.sleep(GATE_PERIOD_S)
+            self._gate_run()
 
     # --- commands (Command verbs of SyncRecords) -----------------------------------------
     def _validate_run(self, _record: Any, _value: Any) -> bool:
-        """A Run that would be refused fails the put itself (a CA write error, as a
-        refused config put does) instead of completing as if a scan had run. Called by
-        the record's processing, before the put is taken."""
+        """A Run that would be refused is not taken: a plain put fails (a CA write
+        error, as a refused config put does); a put-callback, which EPICS completes
+        whatever this returns, is refused by DISP before it gets here unless Run was
+        opened a moment before something changed (_gate_run). Called by the record's
+        processing, in the CA server's thread, before the put is taken."""
         if self.controller is None:
             return True
         reason = self.controller.why_not_run()
@@ -241,6 +290,7 @@ class SyncBinding(Announcing):
     async def run(self) -> None:
         if self.controller is None:
             return
+        self._running, self._run_open = True, False
         set_put_disabled(self.rec(SyncRecords.Run), True)
         try:
             await self.controller.run()
@@ -250,9 +300,10 @@ class SyncBinding(Announcing):
             log.exception("scan ended with an error")
             self.say(f"scan failed: {error}", Level.ERROR)
         finally:
-            set_put_disabled(self.rec(SyncRecords.Run), False)
+            self._running = False
             if self._data_pending:  # the data section changed during the scan
                 self.apply_data_config()
+            self._gate_run()  # Run takes puts again, unless the next would be refused
 
     def abort(self) -> None:
         if self.controller is not None:
