@@ -120,6 +120,15 @@ def test_motor_screen_edits_the_config_and_shows_the_motor_record(rendered):
     assert [w.findtext("pv_name") for w in progress] == ["$(P)$(M):Progress"]
 
 
+def test_sync_screen_edits_what_the_next_scan_file_carries_and_the_frame_counts(rendered):
+    root = _tree(rendered["sync.bob"])
+    entries = {w.findtext("pv_name") for w in root.iter("widget") if w.get("type") == "textentry"}
+    assert {"$(P)Sync:Proposal", "$(P)Sync:Experiment", "$(P)Sync:Sample", "$(P)Sync:User",
+            "$(P)Sync:DarkFrames", "$(P)Sync:FlatFrames"} <= entries
+    groups = [w.findtext("name") for w in root.iter("widget") if w.get("type") == "group"]
+    assert groups.index("Metadata") == groups.index("Setup") + 1
+
+
 def test_sync_plot_draws_measured_against_set_positions(rendered):
     plots = [w for w in _tree(rendered["sync.bob"]).iter("widget") if w.get("type") == "xyplot"]
     assert len(plots) == 1

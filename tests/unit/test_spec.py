@@ -19,6 +19,7 @@ from benchioc.records.spec import (
     BenchConfig,
     BenchRecords,
     Command,
+    DataConfig,
     Kind,
     MotorConfig,
     MotorField,
@@ -55,6 +56,8 @@ def test_every_binding_names_something_that_exists(pv):
         assert binds.key in cfg.MotorConfig.model_fields
     elif isinstance(binds, BenchConfig):
         assert hasattr(cfg.BenchConfig.model_construct(), binds.key)
+    elif isinstance(binds, DataConfig):
+        assert binds.key in cfg.DataConfig.model_fields
     elif isinstance(binds, ScanSetting):
         assert binds.field in fields_of(ScanSettings)
     elif isinstance(binds, MotorField):
@@ -76,5 +79,23 @@ def test_state_labels_follow_the_engines_enums():
 
 def test_writable_records_are_the_ones_that_bind_a_put():
     for pv in ALL:
-        takes_puts = isinstance(pv.binds, MotorConfig | BenchConfig | ScanSetting | Command)
+        takes_puts = isinstance(pv.binds, MotorConfig | BenchConfig | DataConfig | ScanSetting
+                                | Command)
         assert pv.writable == takes_puts, pv.name
+
+
+def test_records_in_motor_units_are_positions_of_a_motor_scope_or_the_scan():
+    """EGU and PREC follow the motor record only where a number in its units is shown."""
+    marked = {pv.full_name("", "M") for pv in ALL if pv.motor_units}
+    assert marked == {"M:Position", "M:LoLim", "M:Center", "M:HiLim", "Sync:Start",
+                      "Sync:End", "Sync:Positions", "Sync:SetPositions"}
+    for pv in ALL:
+        if pv.motor_units:
+            assert pv.kind in (Kind.AI, Kind.AO, Kind.WAVEFORM_IN) and pv.prec is not None
+            assert pv.dtype.startswith("float")
+
+
+def test_data_records_hold_text_a_plain_caput_can_write():
+    for pv in ALL:
+        if isinstance(pv.binds, DataConfig):
+            assert pv.kind is Kind.STRING_OUT and pv.blocking  # completes once saved

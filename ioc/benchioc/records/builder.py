@@ -77,6 +77,8 @@ def make_record(
         return getattr(builder, kind.value)(name, length=pv.length, **fields)
     if kind is Kind.WAVEFORM_IN:
         fields.pop("initial_value", None)
+        if pv.dtype.startswith("float"):
+            fields.update(EGU=pv.egu or None, PREC=pv.prec)
         return builder.WaveformIn(name, length=pv.length, datatype=pv.dtype,
                                   **fields)
     raise ValueError(f"no record shape for {kind}")
@@ -124,9 +126,25 @@ async def _accept_when_done(record, generation: int) -> None:
 
 
 def _write_disp(name: str, disabled: bool) -> None:
+    _write_field(name, "DISP", "1" if disabled else "0")
+
+
+def _write_field(name: str, field: str, text: str) -> None:
+    """Write one field of a record without processing it (softioc's set_field() would
+    process it: an out record would run its put handler)."""
     data = (c_char * 40)()
-    data.value = b"1" if disabled else b"0"
-    db_put_field_process(f"{name}.DISP", dbf.DBF_STRING, addressof(data), 1, False)
+    data.value = text.encode()[:39]
+    db_put_field_process(f"{name}.{field}", dbf.DBF_STRING, addressof(data), 1, False)
+
+
+EGU_LENGTH = 15  # the EGU field holds 16 bytes, terminator included
+
+
+def show_units(record, egu: str, prec: int) -> None:
+    """Show a position record in the motor's units: its EGU and PREC (clients that read
+    the record's properties, DBR_CTRL or a screen, see the change at once)."""
+    _write_field(record.name, "EGU", egu[:EGU_LENGTH])
+    _write_field(record.name, "PREC", str(int(prec)))
 
 
 def flag_refused(record) -> None:

@@ -80,6 +80,8 @@ class ConfigFollower:
             binding.show_config()
             if doc.config.motors[name].pv_root != old.motors[name].pv_root:
                 await binding.replace_motor(doc.config.motors[name].pv_root)
+        if bench.sync is not None:  # the data section: its records and the next scan file
+            bench.sync.show_data_config()
         bench.say(f"applied an outside edit of {doc.path.name}")
 
 

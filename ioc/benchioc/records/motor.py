@@ -22,7 +22,7 @@ from ..clients.motor import EpicsMotor
 from ..engines.homing import HomingBusy, HomingSettings, HomingState, HomingUpdate, MotorHoming
 from ..engines.motormodel import Direction, MotorStatus
 from .autosave import HomingMemory
-from .builder import command_handler, publish, set_put_disabled
+from .builder import command_handler, publish, set_put_disabled, show_units
 from .messages import Announcing, Level, MessageBoard
 from .settings import ConfigSetting
 from .spec import Command, MotorConfig, MotorField, MotorRecords, Published, Pv
@@ -36,6 +36,7 @@ POSITION_RATE_HZ = 20  # at most this many Position updates a second while movin
 MIRRORS = tuple(pv for pv in MotorRecords.all() if isinstance(pv.binds, MotorField))
 HOME_ACTIONS = tuple(pv for pv in MotorRecords.all()
                      if isinstance(pv.binds, Command) and pv.binds.verb == "home")
+IN_MOTOR_UNITS = tuple(pv for pv in MotorRecords.all() if pv.motor_units)
 
 
 class MotorBinding(Announcing):
@@ -50,6 +51,7 @@ class MotorBinding(Announcing):
         self._position_shown_at = -math.inf
         self._latest_position: tuple[float, int, int] = (math.nan, 0, 0)
         self._position_timer: asyncio.TimerHandle | None = None
+        self.units: tuple[str, int] | None = None  # the motor record's EGU, PREC as shown
 
     @property
     def entry(self) -> cfg.MotorConfig:
@@ -199,6 +201,8 @@ class MotorBinding(Announcing):
         status = self.motor.status if self.motor is not None else None
         if self.memory.remember(update.state, status):
             self.publish(homed=int(self.homed), last_homed=self.memory.last_homed)
+        if self.bench.sync is not None:  # homed or not: a scan's preview and Run follow
+            self.bench.sync.motor_changed(self.name)
 
     def _on_motor(self, status: MotorStatus) -> None:
         """Mirror the motor record. Every monitor update of every field lands here, so
@@ -206,6 +210,10 @@ class MotorBinding(Announcing):
         times a second (plenty for a screen; the position at rest always goes out)."""
         if self.memory is not None:
             self.memory.track(status)
+        if status.connected and (status.egu, status.prec) != self.units:
+            self._show_units(status.egu, status.prec)
+        if status.dmov and self.bench.sync is not None:  # soft limits, speeds... at rest
+            self.bench.sync.motor_changed(self.name)
         severity = alarm.NO_ALARM if status.connected else alarm.INVALID_ALARM
         status_alarm = alarm.NO_ALARM if status.connected else alarm.COMM_ALARM
         for pv in MIRRORS:
@@ -218,6 +226,15 @@ class MotorBinding(Announcing):
                 continue
             self._show(pv, int(not value if pv.binds.inverted else value),
                        severity, status_alarm)
+
+    def _show_units(self, egu: str, prec: int) -> None:
+        """The motor record's EGU and PREC, on this motor's position records and, if it
+        is the one being scanned, on the scan's."""
+        self.units = (egu, prec)
+        for pv in IN_MOTOR_UNITS:
+            show_units(self.rec(pv), egu, prec)
+        if self.bench.sync is not None:
+            self.bench.sync.motor_units_changed(self.name)
 
     def _show_throttled(self, pv: Pv, value: float, severity: int, status_alarm: int,
                         now: bool) -> None:

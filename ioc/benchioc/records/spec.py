@@ -7,13 +7,16 @@ and motion-box's CA probing. Code refers to an entry by attribute (``MotorRecord
 never by a string, so a renamed PV breaks at import time, not on a beamline.
 
 What a record binds to is in its ``binds``:
-- ``MotorConfig(key)`` / ``BenchConfig(key)``: a value of the config file; a put is
-  checked, saved and then applied (records/settings.py);
+- ``MotorConfig(key)`` / ``BenchConfig(key)`` / ``DataConfig(key)``: a value of the
+  config file (a motor entry, the general section, the data section); a put is checked,
+  saved and then applied (records/settings.py);
 - ``ScanSetting(field)``: a field of the scan settings (engines/sync/model.py);
 - ``Command(verb, direction)``: an Action; the scope's binding runs the verb;
 - ``MotorField(field)``: a mirror of the motor model's MotorStatus field;
 - ``Published(field)``: a field of what the engine publishes (HomingUpdate, ScanUpdate)
   or of the binding's own summary.
+``motor_units`` marks a position record: its EGU and PREC follow the motor record's (the
+motor's own, or for Sync the scanned one's).
 Labels of state records come from the engines' enums, so the two cannot drift apart.
 """
 
@@ -81,6 +84,11 @@ class BenchConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    key: str  # a key of the config's data section (what the next scan file carries)
+
+
+@dataclass(frozen=True)
 class ScanSetting:
     field: str  # a ScanSettings field
 
@@ -103,7 +111,9 @@ class Published:
     field: str  # a field of the engine's update (or the binding's summary) shown as is
 
 
-Binding = MotorConfig | BenchConfig | ScanSetting | Command | MotorField | Published
+Binding = (MotorConfig | BenchConfig | DataConfig | ScanSetting | Command | MotorField
+           | Published)
+CONFIG_BINDINGS = (MotorConfig, BenchConfig, DataConfig)  # a put is saved to the file
 
 
 # --- record shapes -----------------------------------------------------------------------
@@ -151,6 +161,7 @@ class Pv:
     dtype: str = "float64"  # waveform element type
     low: float | None = None  # DRVL/DRVH of out records
     high: float | None = None
+    motor_units: bool = False  # EGU and PREC follow the motor record's
     name: str = field(default="", init=False)
     scope: Scope = field(default=Scope.BENCH, init=False)
 
@@ -206,11 +217,11 @@ class MotorRecords(Records, scope=Scope.MOTOR):
     PvRoot = Pv(Kind.STRING_OUT, "Motor record PV root", group="Config",
                 binds=MotorConfig("pv_root"), blocking=True)
     LoLim = Pv(Kind.AO, "Soft low limit after homing", group="Config",
-               binds=MotorConfig("lo_lim"), prec=3, blocking=True)
+               binds=MotorConfig("lo_lim"), prec=3, motor_units=True, blocking=True)
     Center = Pv(Kind.AO, "Position after homing", group="Config",
-                binds=MotorConfig("center"), prec=3, blocking=True)
+                binds=MotorConfig("center"), prec=3, motor_units=True, blocking=True)
     HiLim = Pv(Kind.AO, "Soft high limit after homing", group="Config",
-               binds=MotorConfig("hi_lim"), prec=3, blocking=True)
+               binds=MotorConfig("hi_lim"), prec=3, motor_units=True, blocking=True)
     # homing control
     HomeHi = Pv(Kind.ACTION, "Home on the high limit switch", group="Homing",
                 binds=Command("home", Direction.HI), blocking=True)
@@ -230,7 +241,7 @@ class MotorRecords(Records, scope=Scope.MOTOR):
                    binds=Published("last_homed"))
     # mirrors of the motor record
     Position = Pv(Kind.AI, "Motor readback (RBV)", group="Motor",
-                  binds=MotorField("rbv", throttled=True), prec=3)
+                  binds=MotorField("rbv", throttled=True), prec=3, motor_units=True)
     Moving = Pv(Kind.BI, "Motor moving (not DMOV)", group="Motor",
                 binds=MotorField("dmov", inverted=True), labels=NO_YES)
     HighLimitSwitch = Pv(Kind.BI, "High limit switch (HLS)", group="Motor",
@@ -270,8 +281,10 @@ class SyncRecords(Records, scope=Scope.SYNC):
     Mode = Pv(Kind.MBB_OUT, "Synchronisation mode", group="Setup", binds=ScanSetting("mode"),
               options=SYNC_MODES)
     Motor = Pv(Kind.STRING_OUT, "Motor to scan", group="Setup", binds=ScanSetting("motor"))
-    Start = Pv(Kind.AO, "First position", group="Setup", binds=ScanSetting("start"), prec=3)
-    End = Pv(Kind.AO, "Last position", group="Setup", binds=ScanSetting("end"), prec=3)
+    Start = Pv(Kind.AO, "First position", group="Setup", binds=ScanSetting("start"), prec=3,
+               motor_units=True)
+    End = Pv(Kind.AO, "Last position", group="Setup", binds=ScanSetting("end"), prec=3,
+             motor_units=True)
     # no DRVL/DRVH: the record would clamp silently; the scan planner refuses in words
     NumPoints = Pv(Kind.LONG_OUT, "Number of points", group="Setup",
                    binds=ScanSetting("num_points"))
@@ -285,6 +298,20 @@ class SyncRecords(Records, scope=Scope.SYNC):
                     binds=ScanSetting("settle_time"), egu="s", prec=3, low=0)
     RequireHomed = Pv(Kind.BO, "Refuse a scan on an unhomed motor", group="Setup",
                       binds=ScanSetting("require_homed"), labels=NO_YES)
+    DarkFrames = Pv(Kind.LONG_OUT, "Dark frames before the scan", group="Setup",
+                    binds=ScanSetting("dark_frames"), low=0)
+    FlatFrames = Pv(Kind.LONG_OUT, "Flat-field frames before the scan", group="Setup",
+                    binds=ScanSetting("flat_frames"), low=0)
+    # what the next scan file carries (the config's data section; saved to the file).
+    # stringout: a plain `caput PV "text"` works; at most 39 characters.
+    Proposal = Pv(Kind.STRING_OUT, "Proposal of the next scans", group="Metadata",
+                  binds=DataConfig("proposal"), blocking=True)
+    Experiment = Pv(Kind.STRING_OUT, "Experiment of the next scans", group="Metadata",
+                    binds=DataConfig("experiment"), blocking=True)
+    Sample = Pv(Kind.STRING_OUT, "Sample of the next scans", group="Metadata",
+                binds=DataConfig("sample"), blocking=True)
+    User = Pv(Kind.STRING_OUT, "User of the next scans", group="Metadata",
+              binds=DataConfig("user"), blocking=True)
     Run = Pv(Kind.ACTION, "Run the scan", group="Control", binds=Command("run"),
              blocking=True)
     Abort = Pv(Kind.ACTION, "Abort the scan", group="Control", binds=Command("abort"))
@@ -302,9 +329,11 @@ class SyncRecords(Records, scope=Scope.SYNC):
     EstimatedTime = Pv(Kind.AI, "Estimated scan time (preview)", group="Preview",
                        binds=Published("estimated_time"), egu="s", prec=1)
     Positions = Pv(Kind.WAVEFORM_IN, "Measured positions", group="Data",
-                   binds=Published("positions"), length=MAX_SCAN_POINTS)
+                   binds=Published("positions"), length=MAX_SCAN_POINTS, prec=3,
+                   motor_units=True)
     SetPositions = Pv(Kind.WAVEFORM_IN, "Set positions", group="Data",
-                      binds=Published("set_positions"), length=MAX_SCAN_POINTS)
+                      binds=Published("set_positions"), length=MAX_SCAN_POINTS, prec=3,
+                      motor_units=True)
     Timestamps = Pv(Kind.WAVEFORM_IN, "Frame times (POSIX seconds)", group="Data",
                     binds=Published("timestamps"), length=MAX_SCAN_POINTS)
     FrameNumbers = Pv(Kind.WAVEFORM_IN, "Camera frame numbers", group="Data",

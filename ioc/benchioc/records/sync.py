@@ -1,11 +1,14 @@
 """The records of detector-synchronised scans (`SyncRecords`), bound to the
-SyncController: settings in (`ScanSetting`), preview and progress out (`Published`).
+SyncController: settings in (`ScanSetting`), preview and progress out (`Published`), and
+what the next scan file carries (`DataConfig`: the config's data section, saved to the
+file like any config put and applied to the controller's DataTarget).
 
 Only binding: the scan procedures live in engines/sync/, the record shapes in spec.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -13,12 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from .. import config as cfg
 from ..clients.motor import EpicsMotor
 from ..engines.lease import Holder
-from ..engines.sync import Preview, ScanRefused, ScanSettings, ScanState, ScanUpdate, SyncController
-from .builder import command_handler, set_put_disabled
-from .messages import Announcing, Level, MessageBoard
-from .spec import Command, Kind, Published, Pv, ScanSetting, SyncRecords
+from ..engines.sync import (
+    DataTarget,
+    Preview,
+    ScanRefused,
+    ScanSettings,
+    ScanState,
+    ScanUpdate,
+    SyncController,
+)
+from .builder import command_handler, set_put_disabled, show_units
+from .messages import Announcing, Level, MessageBoard, fit
+from .settings import ConfigSetting
+from .spec import Command, DataConfig, Kind, Published, Pv, ScanSetting, SyncRecords
 
 if TYPE_CHECKING:
     from .bench import Bench
@@ -26,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTINGS = tuple(pv for pv in SyncRecords.all() if isinstance(pv.binds, ScanSetting))
+DATA = tuple(pv for pv in SyncRecords.all() if isinstance(pv.binds, DataConfig))
+IN_MOTOR_UNITS = tuple(pv for pv in SyncRecords.all() if pv.motor_units)
 # How a record's value becomes the setting's type (mode: the mbb index, an int)
 _DEFAULTS = ScanSettings()
 _CONVERT: dict[str, Callable[[Any], Any]] = {
@@ -34,6 +49,9 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     for field in dataclasses.fields(ScanSettings)
 }
 _CONVERT["require_homed"] = bool
+
+FINISHED = (ScanState.DONE, ScanState.ABORTED, ScanState.FAILED)
+GATE_PERIOD_S = 1.0
 
 # A scan holds its motor's lease; a homing or a config put refused by it says how to free it
 SCAN_HOLDER = Holder("a scan", "is being scanned",
@@ -52,6 +70,16 @@ class SyncBinding(Announcing):
         self.bench = bench
         self.controller: SyncController | None = None
         self.board: MessageBoard | None = None
+        self._data_pending = False  # the data section changed while a scan ran
+        # Run takes puts (DISP=0) only while a scan could start: a put-callback's status
+        # does not depend on what the record's processing returned, so a `caput -c` that
+        # must fail has to meet DISP=1 (see _gate_run)
+        self._run_open = True
+        self._running = False  # this binding's run() is under way (it holds DISP)
+
+    @property
+    def data(self) -> cfg.DataConfig:
+        return self.bench.config.data
 
     def rec(self, pv: Pv) -> Any:
         return self.bench.record(pv)
@@ -62,25 +90,100 @@ class SyncBinding(Announcing):
             initial = None
             if isinstance(pv.binds, ScanSetting):
                 initial = _record_value(getattr(defaults, pv.binds.field))
+            elif isinstance(pv.binds, DataConfig):
+                initial = self._data_value(pv)
             self.bench.add_record(pv, initial=initial, **self._handlers(pv))
         self.board = MessageBoard(self.rec(SyncRecords.Message), SyncRecords.Message,
                                   "sync: ")
 
     def _handlers(self, pv: Pv) -> dict[str, Callable]:
         if isinstance(pv.binds, Command):
-            return {"on_update": command_handler(self, pv.binds)}
+            handlers = {"on_update": command_handler(self, pv.binds)}
+            if pv is SyncRecords.Run:
+                handlers["validate"] = self._validate_run
+            return handlers
         if isinstance(pv.binds, ScanSetting):
             return {"on_update": self._setting_put(pv.binds.field)}
+        if isinstance(pv.binds, DataConfig):
+            return self._data_setting(pv, pv.binds.key).handlers()
         return {}
+
+    # --- the config's data section: what the next scan file carries ----------------------
+    def _data_value(self, pv: Pv) -> str:
+        """The data section's value as the record holds it (cut to its length)."""
+        assert isinstance(pv.binds, DataConfig)
+        return fit(pv, str(getattr(self.data, pv.binds.key)))
+
+    def _data_setting(self, pv: Pv, key: str) -> ConfigSetting:
+        async def after_save(_value: Any) -> None:
+            self.apply_data_config()
+
+        def apply(value: Any) -> None:
+            doc = self.bench.doc
+            # ConfigDocument has no public edit of the data section yet; _apply is the
+            # validated edit every other one goes through (the file keeps its comments).
+            doc._apply(lambda: doc.raw.setdefault("data", {}).__setitem__(key, value))  # noqa: SLF001
+
+        return ConfigSetting(
+            doc=lambda: self.bench.doc, name=key,
+            current=lambda: self._data_value(pv),
+            check=lambda value: cfg.validate(
+                {"data": {**self.data.model_dump(), key: value}}, "config"),
+            apply=apply, busy=lambda: None, board=lambda: self.message_board,
+            record=lambda: self.rec(pv), wrote=self.bench.own_texts.append,
+            after_save=after_save)
+
+    def show_data_config(self) -> None:
+        """Reflect the data section on the records and the next scan (after an outside
+        edit of the file): each record is processed so that monitors see it; its put
+        handler finds the file already says so."""
+        for pv in DATA:
+            record = self.rec(pv)
+            if record.get() != self._data_value(pv):
+                record.set(self._data_value(pv))
+        self.apply_data_config()
+
+    def apply_data_config(self) -> None:
+        """The next scan file takes the config's data section (directory, name, proposal,
+        ...). A running scan keeps what it started with: its file is written at its end,
+        so the change waits for that."""
+        if self.controller is None:
+            return
+        if self.controller.busy:
+            self._data_pending = True
+            return
+        self._data_pending = False
+        self.controller.data = DataTarget.from_config(
+            self.data, self.bench.doc.path.resolve().parent)
+
+    # --- units: the position records show the scanned motor's EGU and PREC ---------------
+    def motor_changed(self, name: str) -> None:
+        """Something the preview reads of a motor changed (its homing state, its record's
+        fields at rest): the preview, and whether Run takes puts, follow."""
+        if name == self.rec(SyncRecords.Motor).get():
+            self.refresh_preview()
+
+    def motor_units_changed(self, name: str) -> None:
+        if name == self.rec(SyncRecords.Motor).get():
+            self.show_units()
+
+    def show_units(self) -> None:
+        binding = self.bench.motors.get(str(self.rec(SyncRecords.Motor).get()))
+        units = None if binding is None else binding.units
+        if units is not None:  # an unknown or not yet connected motor: left as they were
+            for pv in IN_MOTOR_UNITS:
+                show_units(self.rec(pv), *units)
 
     def start(self, controller: SyncController) -> None:
         self.controller = controller
+        self.bench.leases.subscribe_release(self._gate_run)  # a homing gave its motor back
         controller.update(**{_setting(pv): _CONVERT[_setting(pv)](self.rec(pv).get())
                              for pv in SETTINGS})
         controller.subscribe(self._on_update)
         # The preview says whether the camera (and, for Fly, the box) answers: follow them.
         controller.watch_devices(self.refresh_preview)
         self.show_preview(controller.preview())
+        self.show_units()
 
     def replace_motor(self, name: str, motor: EpicsMotor) -> None:
         if self.controller is not None:
@@ -115,7 +218,9 @@ class SyncBinding(Announcing):
             except (ValueError, TypeError) as error:
                 self.say(f"{field} = {value!r} refused: {error}", Level.ERROR)
                 return
-            self.show_preview(preview)
+            self.show_preview(preview, announce=True)
+            if field == "motor":
+                self.show_units()
 
         return put
 
@@ -123,7 +228,7 @@ class SyncBinding(Announcing):
         if self.controller is not None:
             self.show_preview(self.controller.preview())
 
-    def show_preview(self, preview: Preview) -> None:
+    def show_preview(self, preview: Preview, announce: bool = False) -> None:
         self.publish(preview)
         if not self.controller or not self.controller.busy:
             text = preview.message or ("ready: estimated "
@@ -131,11 +236,61 @@ class SyncBinding(Announcing):
             text = text if preview.ok else f"not ready: {text}"
             if text != self.message_board.text:
                 self.say(text, Level.INFO if preview.ok else Level.NOT_READY)
+        self._gate_run(announce)
+
+    def _gate_run(self, announce: bool = False) -> None:
+        """Run takes puts only while a scan could start (controller.why_not_run()).
+
+        A refused Run must fail the client's put, `caput -c` included; EPICS completes a
+        put-callback as written whatever the record's processing returns (validate only
+        fails a plain put), and only DISP=1 fails it. So DISP follows why_not_run(): at
+        every preview (settings, devices, motor connected or changed, homing) and lease
+        release, and every GATE_PERIOD_S (for what nothing announces). The Message says
+        why ("not ready: ..."). announce: the change is the user's own setting put; if
+        it closes Run after a finished scan, State goes back to Idle with the reason
+        ("refused: ...") so that a refused Run never reads as the last scan's Done.
+        """
+        controller = self.controller
+        if controller is None or self._running:
+            return
+        reason = controller.why_not_run()
+        if (not reason) == self._run_open:
+            return
+        self._run_open = not reason
+        set_put_disabled(self.rec(SyncRecords.Run), bool(reason))
+        if reason and announce and controller.state in FINISHED:
+            controller.refuse(reason)
+
+    async def watch_run_gate(self) -> None:
+        """The safety net of _gate_run: what changes unannounced (a camera's readout
+        time) opens or closes Run within GATE_PERIOD_S."""
+        while True:
+            await asyncio.sleep(GATE_PERIOD_S)
+            self._gate_run()
 
     # --- commands (Command verbs of SyncRecords) -----------------------------------------
+    def _validate_run(self, _record: Any, _value: Any) -> bool:
+        """A Run that would be refused is not taken: a plain put fails (a CA write
+        error, as a refused config put does); a put-callback, which EPICS completes
+        whatever this returns, is refused by DISP before it gets here unless Run was
+        opened a moment before something changed (_gate_run). Called by the record's
+        processing, in the CA server's thread, before the put is taken."""
+        if self.controller is None:
+            return True
+        reason = self.controller.why_not_run()
+        if not reason:
+            return True
+        if self.controller.busy:  # the running scan's State stays; only say why
+            self.say(f"scan refused: {reason}", Level.ERROR)
+        else:  # State back to Idle (not the last scan's Done), the reason on Message
+            self.controller.refuse(reason)
+        # no write alarm on Run: raising one processes an Action, which would run it
+        return False
+
     async def run(self) -> None:
         if self.controller is None:
             return
+        self._running, self._run_open = True, False
         set_put_disabled(self.rec(SyncRecords.Run), True)
         try:
             await self.controller.run()
@@ -145,7 +300,10 @@ class SyncBinding(Announcing):
             log.exception("scan ended with an error")
             self.say(f"scan failed: {error}", Level.ERROR)
         finally:
-            set_put_disabled(self.rec(SyncRecords.Run), False)
+            self._running = False
+            if self._data_pending:  # the data section changed during the scan
+                self.apply_data_config()
+            self._gate_run()  # Run takes puts again, unless the next would be refused
 
     def abort(self) -> None:
         if self.controller is not None:

@@ -267,11 +267,13 @@ def _bench_rows() -> list[ComponentUnion]:
 
 
 def sync_device() -> Device:
-    """sync.bob: scan setup, preview, run/abort, progress and results (plot added later)."""
+    """sync.bob: scan setup, what the next scan file carries (proposal, experiment,
+    sample, user), preview, run/abort, progress and results (plot added later)."""
     names = {pv: pv.full_name(P) for pv in SYNC_PVS}
     # The positions go on one plot added after formatting: pvi draws one trace per plot.
     waveforms = [pv for pv in SYNC_PVS if pv.kind is Kind.WAVEFORM_IN]
-    groups = _groups(SYNC_PVS, names, ("Setup", "Preview", "Control", "Status", "Data"),
+    groups = _groups(SYNC_PVS, names,
+                     ("Setup", "Metadata", "Preview", "Control", "Status", "Data"),
                      skip=waveforms)
     return Device(label=f"Detector synchronisation ({P}{scope_prefix(Scope.SYNC)})",
                   children=groups)
