@@ -367,6 +367,13 @@ class ConfigDocument:
 
         self._apply(edit)
 
+    def set_data_field(self, key: str, value: Any) -> None:
+        """One key of the data section (proposal, sample...), validated like any edit."""
+        if key not in DataConfig.model_fields:
+            raise ConfigError(f"data.{key} is not a data setting: "
+                              f"{', '.join(DataConfig.model_fields)}")
+        self._apply(lambda: self.raw.setdefault("data", {}).__setitem__(key, value))
+
     def update_motor_field(self, name: str, key: str, value: Any) -> None:
         if name not in self.config.motors:
             raise ConfigError(f"there is no motor {name!r} (motors: {self.names_text()})")
@@ -402,6 +409,25 @@ class ConfigDocument:
         with locked(self.path):
             atomic_write(self.path, self.dumps())
         self.text = self.dumps()
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without setting it (os.umask would change it for every
+    thread for a moment); 022 where /proc does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 def _plain_number(value: Any) -> Any:
@@ -513,8 +539,10 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Replace path with text so that a reader (or a crash) sees old or new, never half."""
+def atomic_write(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace path with text so that a reader (or a crash) sees old or new, never half.
+    mode: the file's mode; None keeps the mode of the file replaced, and gives a new file
+    what open() would (0666 less the umask), not mkstemp's 0600."""
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -522,8 +550,7 @@ def atomic_write(path: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
+        os.chmod(tmp, _mode_for(path) if mode is None else mode)
         os.replace(tmp, path)
         dir_fd = os.open(directory, os.O_RDONLY)
         try:

@@ -82,6 +82,6 @@ def test_darks_and_flats_are_taken_before_the_scan_and_keyed(ioc) -> None:
         assert scan.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
         np.testing.assert_allclose(data["frame_positions"][5:], data["positions"][()])
         assert h5["entry/scan_settings/dark_frames"][()] == 2
-    assert ioc.caget("SIM:cam1:ShutterControl") == ["Open"]
+    assert ioc.read("SIM:cam1:ShutterControl") == ["Open"]
     assert ioc.numbers("SIM:B.RBV")[0] == pytest.approx(b_before, abs=1e-3)  # back in
     configure(ioc, DarkFrames="0", FlatFrames="0")

@@ -212,6 +212,8 @@ def test_data_puts_are_saved_to_the_config_and_carried_by_the_next_scan(ioc):
         assert entry["experiment_identifier"][()].decode() == DATA["Proposal"]
         assert entry["data_policy/proposal"][()].decode() == DATA["Proposal"]
         assert entry["data_policy/experiment"][()].decode() == DATA["Experiment"]
+        assert entry["sample/name"][()].decode() == DATA["Sample"]
+        assert entry["user/name"][()].decode() == DATA["User"]
 
 
 def test_an_outside_edit_of_the_data_section_reaches_the_records_and_the_next_file(ioc):

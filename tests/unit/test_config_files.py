@@ -157,3 +157,22 @@ def test_a_home_switch_entry_survives_an_edit(tmp_path):
     document.save()
     saved = json.loads(path.read_text())["motors"]["A"]
     assert saved == {**entry, "hi_lim": 35}
+
+
+def test_atomic_write_gives_a_new_file_the_umask_mode_and_keeps_or_sets_one(tmp_path) -> None:
+    import os
+    import stat
+
+    from benchioc.config import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "new.json", "{}")
+        assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o640  # not 0600
+        os.chmod(tmp_path / "new.json", 0o600)
+        atomic_write(tmp_path / "new.json", "{}\n")
+        assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o600  # kept
+        atomic_write(tmp_path / "new.json", "{}\n", mode=0o644)
+        assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

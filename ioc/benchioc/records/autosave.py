@@ -27,8 +27,9 @@ STATE_FILE = "homing-state.json"
 class HomingStateStore:
     """Homed, LastHomed, the calibration and interrupted limits per motor."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, file_mode: int | None = None) -> None:
         self.path = directory / STATE_FILE
+        self.file_mode = file_mode  # the config's data.file_mode
         self.data: dict[str, dict[str, Any]] = {}
         try:
             self.data = json.loads(self.path.read_text())
@@ -78,7 +79,8 @@ class HomingStateStore:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n")
+        cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n",
+                         mode=self.file_mode)
 
 
 class HomingMemory:

@@ -34,7 +34,8 @@ SHUTDOWN_LIMIT_S = 20.0  # from the signal to the end of the process, whatever h
 # --- building (before iocInit) ------------------------------------------------------------
 def create_bench(doc: cfg.ConfigDocument, prefix: str) -> Bench:
     """Build every record for this config (before iocInit); nothing is connected yet."""
-    bench = Bench(doc=doc, prefix=prefix, store=HomingStateStore(_autosave_dir(doc)))
+    store = HomingStateStore(_autosave_dir(doc), int(doc.config.data.file_mode, 8))
+    bench = Bench(doc=doc, prefix=prefix, store=store)
     bench.build()
     for name in bench.config.motors:
         binding = MotorBinding(bench, name)

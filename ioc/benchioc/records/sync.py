@@ -119,10 +119,7 @@ class SyncBinding(Announcing):
             self.apply_data_config()
 
         def apply(value: Any) -> None:
-            doc = self.bench.doc
-            # ConfigDocument has no public edit of the data section yet; _apply is the
-            # validated edit every other one goes through (the file keeps its comments).
-            doc._apply(lambda: doc.raw.setdefault("data", {}).__setitem__(key, value))  # noqa: SLF001
+            self.bench.doc.set_data_field(key, value)  # the file keeps its comments
 
         return ConfigSetting(
             doc=lambda: self.bench.doc, name=key,

@@ -312,8 +312,9 @@ class SyncController:
     def why_not_run(self) -> str:
         """Why Run would be refused now, in words ("" if it would start): the same checks
         run() makes before anything moves, without waiting for devices still connecting.
-        The record layer asks it in the Run record's validate, so a refused Run fails the
-        put itself (a CA write error) rather than completing."""
+        The record layer keeps the Run record's DISP set while it says no, so a refused
+        Run fails the put itself (a CA write error, with or without put-callback: EPICS
+        completes a put-callback whatever the record's processing returned)."""
         if self._run is not None:
             return "a scan is already running; abort it first"
         try:
