@@ -83,6 +83,8 @@ def make_figure(look: QuickLook, out: Path) -> QuickLook:
     ax.plot(look.signal_x, look.signal, "o", markersize=4)
     ax.set_xlabel(f"position{unit}")
     ax.set_ylabel(look.signal_label)
+    if look.signal.size and np.nanmin(look.signal) > 0:
+        ax.set_ylim(bottom=0)  # from zero: a steady beam looks steady, not noisy
     ax.set_title("signal against position", fontsize=10)
 
     ax = axes[0, 1]
