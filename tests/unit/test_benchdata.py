@@ -140,7 +140,7 @@ def bench_data(capsys, *args: str) -> tuple[int, str, str]:
 # --- list ------------------------------------------------------------------------------
 def test_list_shows_one_line_per_scan_and_no_frames_files(made: Folder, capsys) -> None:
     code, out, err = bench_data(capsys, "--dir", str(made.data), "list")
-    assert code == 0, err
+    assert (code, err) == (0, "")  # no progress bar when stderr is no terminal
     header, *lines = out.splitlines()
     assert header.split() == ["start", "PID", "mode", "motor", "points", "frames", "missed",
                               "embargo", "file"]
@@ -321,6 +321,50 @@ def test_verify_finds_missing_policy_metadata_and_a_foreign_file(scans: Folder,
         f"{foreign}: not a scan file (no /entry/definition NXbench_scan)"])
 
 
+def test_verify_finds_a_truncated_frames_file(scans: Folder, capsys) -> None:
+    frames = scans.frames_of(scans.step)
+    frames.write_bytes(frames.read_bytes()[:1000])
+    code, out, _ = bench_data(capsys, "verify", str(scans.data))
+    assert code == 1
+    lines = out.splitlines()
+    assert f"{frames}: frames file not readable as HDF5 (truncated or not HDF5)" in lines
+    assert f"{scans.step}: /entry/data/data links {frames.name}, which has no readable " \
+           "/entry/data/data" in lines
+    code, _, err = bench_data(capsys, "reduce", str(scans.step))
+    assert code == 2 and len(err.splitlines()) == 1 and "has no readable frames" in err
+
+
+def test_a_damaged_scan_is_skipped_by_list_in_one_line(scans: Folder, capsys) -> None:
+    scans.cont.write_bytes(scans.cont.read_bytes()[:3000])
+    code, out, err = bench_data(capsys, "--dir", str(scans.data), "list")
+    assert code == 0 and len(out.splitlines()) == 4
+    assert err == (f"bench-data: skipped {scans.cont}: not a readable HDF5 file (truncated "
+                   "or not HDF5)\n")
+
+
+def test_a_failed_scan_without_points_is_listed_and_shown(tmp_path: Path, capsys) -> None:
+    motors = {"A": FakeSyncMotor("A")}
+    camera = FakeCamera()
+    writer = FakeWriter(camera)
+    writer.directory_visible = False  # the scan fails before the first point
+    sync = SyncController(motors=motors, camera=camera, box=None,
+                          data=DataTarget(tmp_path, "bench", "P-1", "E-1", 3),
+                          is_homed=lambda name: True, writer=writer, bench_name="BENCH")
+
+    async def go():
+        sync.update(mode=STEP, motor="A", start=0, end=1, num_points=2, period=0.02)
+        return await sync.run()
+
+    path = Path(run_virtual(go()).data_file)
+    code, out, _ = bench_data(capsys, "--dir", str(tmp_path), "list", "--json")
+    (row,) = json.loads(out)
+    assert (row["outcome"], row["points"], row["frames"]) == ("Failed", 0, 0)
+    code, out, err = bench_data(capsys, "show", str(path), "--png", str(tmp_path / "f.png"))
+    assert code == 0, err
+    assert "Failed: " in out and "cannot see the data directory" in out
+    assert "points: none (asked 0 to 1, 2 points)" in out
+
+
 def test_verify_one_file_and_a_missing_path(made: Folder, capsys) -> None:
     code, out, _ = bench_data(capsys, "verify", str(made.step))
     assert (code, out) == (0, f"1 file checked under {made.step}: all good\n")
@@ -429,8 +473,8 @@ def test_reduce_guards_a_flat_without_light(scans: Folder) -> None:
 def test_reduce_refuses_a_scan_without_frames_in_words(scans: Folder, capsys) -> None:
     code, _, err = bench_data(capsys, "reduce", str(scans.bare))
     assert code == 2
-    assert err == (f"bench-data: {scans.bare}: the scan has no frames to reduce (the "
-                   "camera's file plugin was not used)\n")
+    assert err == (f"bench-data: {scans.bare}: the scan has no frames to reduce (it "
+                   "links no frames file)\n")
     assert not list(scans.data.glob("*reduced*"))
 
 

@@ -115,7 +115,8 @@ def list_command(ctx: click.Context, since: str | None, motor: str | None,
     embargo date, file. Frames files and derived files are not scans."""
     after = parse_date(since, "--since") if since else None
     skipped: list[str] = []
-    infos = [i for i in iter_infos(folder(ctx), problems=skipped)
+    where = folder(ctx)
+    infos = [i for i in iter_infos(where, problems=skipped)
              if (after is None or (i.start is not None and i.start >= after))
              and (motor is None or i.motor == motor)
              and (proposal is None or i.proposal == proposal)]
@@ -127,7 +128,8 @@ def list_command(ctx: click.Context, since: str | None, motor: str | None,
         for line in format_table([LIST_HEADER, *list_rows(infos)]):
             click.echo(line)
     else:
-        click.echo("no scans", err=True)
+        click.echo(f"no scans in {where}" + (" that match" if since or motor or proposal
+                                             else ""), err=True)
     return EXIT_OK
 
 

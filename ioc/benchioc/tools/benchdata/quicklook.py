@@ -139,9 +139,12 @@ def summary(look: QuickLook) -> list[str]:
     lines = [f"{info.path.name}: {info.mode} scan of motor {info.motor}, {when}, "
              f"{info.outcome}; PID {info.pid}"]
     settings = info.settings
-    lines.append(f"points: {info.points} from {_span(look.set_positions)}{unit} "
-                 f"(asked {settings.get('start', '?')} to {settings.get('end', '?')}, "
-                 f"{settings.get('num_points', '?')} points)")
+    asked = (f"asked {settings.get('start', '?')} to {settings.get('end', '?')}, "
+             f"{settings.get('num_points', '?')} points")
+    if info.outcome != "Done" and info.message:
+        lines.append(f"{info.outcome}: {info.message}")
+    lines.append(f"points: {info.points} from {_span(look.set_positions)}{unit} ({asked})"
+                 if info.points else f"points: none ({asked})")
     if look.positions.size:
         error = np.abs(look.positions - look.set_positions)
         lines.append(f"measured positions: within {np.nanmax(error):.3g}{unit} of the set "

@@ -67,8 +67,8 @@ def reduce_scan(raw: Path) -> Reduced:
         info = info_of(raw, h5)
         frames = open_frames(h5, raw)
         if frames is None:
-            raise BenchDataError(f"{raw}: the scan has no frames to reduce (the camera's "
-                                 "file plugin was not used)")
+            raise BenchDataError(f"{raw}: the scan has no frames to reduce (it links no "
+                                 "frames file)")
         if frames.indices(DATA).size == 0:
             raise BenchDataError(f"{raw}: the scan has no data frames (image_key 0)")
         fd, tmp_name = tempfile.mkstemp(prefix=f".{raw.stem}-reduced.", suffix=".h5.tmp",

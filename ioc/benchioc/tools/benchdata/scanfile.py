@@ -132,6 +132,7 @@ class ScanInfo:
     flat_frames: int
     missed_frames: int
     outcome: str
+    message: str
     proposal: str
     experiment: str
     sample: str
@@ -236,6 +237,7 @@ def info_of(path: Path, h5: h5py.File) -> ScanInfo:
             data_frames=data_n, dark_frames=dark_n, flat_frames=flat_n,
             missed_frames=int(number(entry, "missed_frames", 0)),
             outcome=text(entry, "outcome"),
+            message=text(entry, "message"),
             proposal=text(policy, "proposal") if policy else "",
             experiment=text(policy, "experiment") if policy else "",
             sample=text(entry["sample"], "name") if "sample" in entry else "",

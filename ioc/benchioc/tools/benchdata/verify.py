@@ -248,12 +248,23 @@ def _kind(path: Path) -> str:
         return "scan"  # unreadable: checked as a scan file, which says what is wrong
 
 
+def check_frames_file(path: Path, report: Report) -> None:
+    """A frames file has no sidecar of its own; it must at least open, with frames."""
+    try:
+        with h5py.File(path, "r") as h5:
+            frames = h5.get(nexus.FRAMES_DATASET)
+            if not isinstance(frames, h5py.Dataset) or frames.ndim != 3:
+                report.add(path, f"frames file without frames at {nexus.FRAMES_DATASET}")
+    except H5_ERRORS:
+        report.add(path, "frames file not readable as HDF5 (truncated or not HDF5)")
+
+
 def verify_file(path: Path, *, full: bool = False) -> Report:
     report = Report(checked=1)
-    if is_derived_name(path):
+    if is_frames_name(path):
+        check_frames_file(path, report)
+    elif is_derived_name(path):
         check_derived(path, report)
-    elif is_frames_name(path) and _kind(path) == "other":
-        pass  # a frames file alone: nothing of its own to check
     elif _kind(path) == "other":
         report.add(path, f"not a scan file (no /entry/definition {nexus.DEFINITION})")
     else:
@@ -268,7 +279,8 @@ def verify_folder(directory: Path, *, full: bool = False) -> Report:
     frames_files: list[Path] = []
     for path in progress(files, len(files), "verifying"):
         report.checked += 1
-        if is_frames_name(path) and _kind(path) == "other":
+        if is_frames_name(path):
+            check_frames_file(path, report)
             frames_files.append(path)
         elif is_derived_name(path):
             check_derived(path, report)
