@@ -269,6 +269,8 @@ def test_verify_names_every_problem_one_line_each(scans: Folder, capsys) -> None
     scans.step.write_bytes(bytes(blob))
     # truncated: the Cont scan cut short; its frames file is then linked by nobody
     cont_frames = scans.frames_of(scans.cont)
+    an_hour_ago = cont_frames.stat().st_mtime - 3600  # not a scan still running
+    os.utime(cont_frames, (an_hour_ago, an_hour_ago))
     scans.cont.write_bytes(scans.cont.read_bytes()[:2048])
     # no sidecar
     scans.old.with_name(scans.old.name + ".sha256").unlink()
@@ -319,6 +321,18 @@ def test_verify_finds_missing_policy_metadata_and_a_foreign_file(scans: Folder,
         f"{scans.bare}: /entry/instrument has no NXsource group",
         f"{scans.bare}: /entry/data_policy/embargo_until is missing",
         f"{foreign}: not a scan file (no /entry/definition NXbench_scan)"])
+
+
+def test_verify_leaves_the_frames_file_of_a_running_scan_alone(scans: Folder,
+                                                               capsys) -> None:
+    """The camera's plugin writes the frames file while the scan runs; the scan file
+    comes at the end. A fresh unlinked frames file is a note, not a problem."""
+    writing = scans.data / "bench-20991231T235959-frames.h5"
+    writing.write_bytes(b"\x89HDF\r\n\x1a\n")  # being written: not readable yet
+    code, out, err = bench_data(capsys, "verify", str(scans.data))
+    assert code == 0, out
+    assert err == (f"bench-data: note: {writing}: not linked yet, written in the last "
+                   f"{verify.IN_PROGRESS_S} s: a scan still running? not checked\n")
 
 
 def test_verify_finds_a_truncated_frames_file(scans: Folder, capsys) -> None:
@@ -447,6 +461,14 @@ def test_reduce_writes_a_derived_file_beside_and_leaves_the_raw_alone(scans: Fol
     assert "reduced" not in listed and len(listed.splitlines()) == 5
     code, out, _ = bench_data(capsys, "verify", str(scans.data))
     assert code == 0, out
+    # a raw file changed after its reduction: the derived file says so
+    with h5py.File(scans.step, "r+") as h5:
+        h5["entry/title"][()] = "edited"
+    nexus.write_checksum(scans.step)
+    code, out, _ = bench_data(capsys, "verify", str(scans.data))
+    assert code == 1
+    assert f"{derived}: derived from {scans.step.name}, whose sha256 is no longer the one " \
+           "recorded as raw_sha256" in out.splitlines()
 
 
 def test_reduce_per_point_centroid_follows_the_motor(scans: Folder) -> None:

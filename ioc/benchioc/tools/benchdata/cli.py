@@ -170,6 +170,8 @@ def verify(ctx: click.Context, path: str | None, full: bool) -> int:
                                                                                full=full)
     for problem in report.problems:
         click.echo(problem)
+    for note in report.notes:
+        click.echo(f"{PROG}: note: {note}", err=True)
     files = f"{report.checked} file{'s' if report.checked != 1 else ''}"
     if report.problems:
         click.echo(f"{PROG}: {len(report.problems)} problem(s) in {files} under {where}",

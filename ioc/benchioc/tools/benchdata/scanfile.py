@@ -283,7 +283,8 @@ def find_scan(target: str, directory: Path | None) -> Path:
         raise BenchDataError(f"{target}: no such file, and no data folder to look for a "
                              "scan with that PID in (give --dir or --config)")
     pid = normal_pid(target)
-    for path in scan_candidates(directory):
+    candidates = scan_candidates(directory)
+    for path in progress(candidates, len(candidates), "looking for the PID"):
         try:
             with h5py.File(path, "r") as h5:
                 entry = h5.get("entry")

@@ -12,6 +12,7 @@ checksum or provenance is wrong, and temporaries a crashed writer left behind.
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,6 +38,7 @@ NXDL_NS = {"nx": "http://definition.nexusformat.org/nxdl/3.1"}
 POLICY_FIELDS = ("persistent_identifier", "proposal", "experiment", "embargo_until",
                  "embargo_years", "format")
 PID_RE = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+IN_PROGRESS_S = 120  # an unlinked frames file this fresh may belong to a running scan
 SHA_RE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
 
@@ -44,6 +46,7 @@ SHA_RE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 class Report:
     checked: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # not problems (stderr)
 
     def add(self, path: Path, what: str) -> None:
         self.problems.append(f"{path}: {what}")
@@ -230,6 +233,12 @@ def check_derived(path: Path, report: Report) -> None:
             process = h5.get("entry/reduction")
             if not isinstance(process, h5py.Group) or not text(process, "raw_sha256"):
                 report.add(path, "derived file without its provenance (entry/reduction)")
+                return
+            raw = path.with_name(text(process, "raw_file"))
+            if raw.name and raw.is_file() and nexus.sha256_of(raw) != text(process,
+                                                                           "raw_sha256"):
+                report.add(path, f"derived from {raw.name}, whose sha256 is no longer the "
+                           "one recorded as raw_sha256")
     except H5_ERRORS:
         report.add(path, "not readable as HDF5 (truncated or not HDF5)")
 
@@ -280,7 +289,6 @@ def verify_folder(directory: Path, *, full: bool = False) -> Report:
     for path in progress(files, len(files), "verifying"):
         report.checked += 1
         if is_frames_name(path):
-            check_frames_file(path, report)
             frames_files.append(path)
         elif is_derived_name(path):
             check_derived(path, report)
@@ -288,7 +296,14 @@ def verify_folder(directory: Path, *, full: bool = False) -> Report:
             report.add(path, f"not a scan file (no /entry/definition {nexus.DEFINITION})")
         else:
             linked |= check_scan(path, report, full=full)
+    now = time.time()
     for path in frames_files:
+        if path.name not in linked and now - path.stat().st_mtime < IN_PROGRESS_S:
+            # the camera's plugin writes it while a scan runs; the scan file comes last
+            report.notes.append(f"{path}: not linked yet, written in the last "
+                                f"{IN_PROGRESS_S} s: a scan still running? not checked")
+            continue
+        check_frames_file(path, report)
         if path.name not in linked:
             report.add(path, "orphaned frames file: no scan file in the folder links it")
     for sidecar in sorted(directory.glob("*.h5" + SIDECAR_SUFFIX)):
