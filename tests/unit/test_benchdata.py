@@ -503,3 +503,19 @@ def test_reduce_refuses_a_scan_without_frames_in_words(scans: Folder, capsys) ->
 def test_usage_errors_are_one_line_exit_2(capsys) -> None:
     code, _, err = bench_data(capsys, "frobnicate")
     assert code == 2 and "No such command 'frobnicate'" in err
+
+
+def test_progress_bars_only_on_a_terminal_and_over_many_files(monkeypatch) -> None:
+    import io
+
+    from benchioc.tools.benchdata.scanfile import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, total, shown in ((Terminal(), 30, True), (io.StringIO(), 30, False),
+                                 (Terminal(), 3, False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        assert list(progress(range(total), total, "reading")) == list(range(total))
+        assert ("reading: 100%" in stream.getvalue()) is shown
