@@ -518,4 +518,4 @@ def test_progress_bars_only_on_a_terminal_and_over_many_files(monkeypatch) -> No
                                  (Terminal(), 3, False)):
         monkeypatch.setattr(sys, "stderr", stream)
         assert list(progress(range(total), total, "reading")) == list(range(total))
-        assert ("reading: 100%" in stream.getvalue()) is shown
+        assert ("reading:" in stream.getvalue()) is shown
