@@ -67,6 +67,11 @@ def paint_frames(scan_file: Path, seed: int = 1) -> None:
     with h5py.File(scan_file.parent / target, "r+") as h5:
         del h5["entry/data/data"]
         h5.create_dataset("entry/data/data", data=frames)
+    # as if the camera had written these: the scan file records the frames' checksum
+    with h5py.File(scan_file, "r+") as h5:
+        h5["entry/instrument/detector/file"].attrs["sha256"] = nexus.sha256_of(
+            scan_file.parent / target)
+    nexus.write_checksum(scan_file)
 
 
 def old_scan(data_dir: Path) -> Path:
@@ -346,6 +351,16 @@ def test_verify_finds_a_truncated_frames_file(scans: Folder, capsys) -> None:
            "/entry/data/data" in lines
     code, _, err = bench_data(capsys, "reduce", str(scans.step))
     assert code == 2 and len(err.splitlines()) == 1 and "has no readable frames" in err
+
+
+def test_verify_finds_frames_altered_after_the_scan(scans: Folder, capsys) -> None:
+    frames = scans.frames_of(scans.step)
+    with h5py.File(frames, "r+") as h5:
+        h5["entry/data/data"][3, 0, 0] += 1  # one pixel, same shape: only the hash tells
+    code, out, _ = bench_data(capsys, "verify", str(scans.data))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{scans.step}: {frames.name} changed since the scan linked it (sha256 differs)"]
 
 
 def test_a_damaged_scan_is_skipped_by_list_in_one_line(scans: Folder, capsys) -> None:

@@ -111,6 +111,7 @@ class FrameArrays:
     count: int
     image_key: Sequence[int]
     positions: Sequence[float]
+    sha256: str = ""  # of the frames file as linked: its pixels are checked like the scan
 
     @property
     def complete(self) -> bool:
@@ -281,7 +282,8 @@ def _linkable(frames: FrameArrays | None, data_dir: Path) -> FrameArrays | None:
         log.warning("frames file %s is not in the data directory %s: not linked",
                     path, data_dir)
         return None
-    return FrameArrays(path.name, frames.count, frames.image_key, frames.positions)
+    return FrameArrays(path.name, frames.count, frames.image_key, frames.positions,
+                       sha256_of(path))
 
 
 def _write_nexus(h5: h5py.File, meta: ScanMetadata, arrays: ScanArrays,
@@ -383,7 +385,9 @@ def _write_detector(instrument: h5py.Group, meta: ScanMetadata,
                     frames: FrameArrays | None) -> None:
     detector = _group(instrument, "detector", "NXdetector")
     _text(detector, "pv_prefix", meta.camera_prefix)
-    _text(detector, "file", frames.path if frames else "")
+    file = _text(detector, "file", frames.path if frames else "")
+    if frames is not None:
+        file.attrs["sha256"] = frames.sha256
     exposure = meta.settings.get("exposure")
     if isinstance(exposure, int | float):
         _number(detector, "count_time", float(exposure), "s")

@@ -49,7 +49,9 @@ class Report:
     notes: list[str] = field(default_factory=list)  # not problems (stderr)
 
     def add(self, path: Path, what: str) -> None:
-        self.problems.append(f"{path}: {what}")
+        line = f"{path}: {what}"
+        if line not in self.problems:  # the definition and the policy check can agree
+            self.problems.append(line)
 
 
 # --- the application definition, read once --------------------------------------------
@@ -190,7 +192,20 @@ def frames_problems(path: Path, h5: h5py.File) -> tuple[list[str], set[str]]:
         if isinstance(key, h5py.Dataset) and key.shape[0] != shape[0]:
             out.append(f"{target} holds {shape[0]} frames, the scan file describes "
                        f"{key.shape[0]}")
+    out += _frames_checksum_problems(path, h5)
     return sorted(set(out)), linked
+
+
+def _frames_checksum_problems(path: Path, h5: h5py.File) -> list[str]:
+    """The frames file against the sha256 the scan file recorded when it linked it."""
+    file = h5.get("entry/instrument/detector/file")
+    expected = file.attrs.get("sha256", "") if isinstance(file, h5py.Dataset) else ""
+    if not expected:
+        return []
+    target = path.parent / file.asstr()[()]
+    if target.exists() and nexus.sha256_of(target) != expected:
+        return [f"{target.name} changed since the scan linked it (sha256 differs)"]
+    return []
 
 
 # --- files -------------------------------------------------------------------------------
