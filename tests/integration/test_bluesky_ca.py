@@ -70,14 +70,28 @@ def child(request: dict[str, Any]) -> dict[str, Any]:
         settings = dict(request["settings"])
         settings["mode"] = ScanMode[settings["mode"].upper()]
         chosen = ScanSettings(**settings)
-        plan = (sync_scan_plan(bench, sync, chosen) if kind == "scan_homed"
-                else fly_scan(sync, chosen))
+        if kind == "scan_homed":
+            plan = sync_scan_plan(bench, sync, chosen)
+        elif kind == "scan_while_homing":
+            plan = scan_while_homing(bench.motors[chosen.motor], sync, chosen)
+        else:
+            plan = fly_scan(sync, chosen)
     error = None
     try:
         engine(plan)
     except Exception as failure:  # noqa: BLE001 - reported to the test
         error = " | ".join(reasons(failure))
     return {"documents": documents, "progress": progress, "error": error}
+
+
+def scan_while_homing(motor: Any, sync: Any, settings: Any) -> Any:
+    """Start homing a motor, then ask for a scan of it (a plan for the child)."""
+    import bluesky.plan_stubs as bps
+
+    from benchioc.tools.bluesky.plans import fly_scan
+
+    yield from bps.abs_set(motor, "lo", group="homing")
+    yield from fly_scan(sync, settings)
 
 
 def reasons(error: BaseException) -> list[str]:
@@ -278,6 +292,21 @@ def test_prepare_refuses_settings_the_ioc_cannot_run_in_its_words(bench, ioc):
     assert not run.named("start")  # refused before a run was opened
     (message,) = texts(ioc, "Sync:Message")
     assert message in run.error
+
+
+def test_a_scan_of_a_motor_being_homed_is_refused_with_the_iocs_reason(ioc):
+    settings = {"mode": "Step", "motor": "E", "require_homed": False, **SCAN,
+                "start": 0.0, "end": 0.2}
+    run = run_plan(ioc, plan="scan_while_homing", settings=settings)
+    assert run.error and "ScanRefused" in run.error, run.error
+    (message,) = texts(ioc, "Sync:Message")
+    assert "refused" in message and message in run.error, (message, run.error)
+    assert not [doc for doc in run.named("start") if doc["plan_name"] == "sync_scan_plan"
+                and run.named("stop")[-1]["exit_status"] == "success"]
+    deadline = time.monotonic() + 30  # the failed plan's stop() aborted E's homing
+    while ioc.caget("E:Busy") != ["No"]:
+        assert time.monotonic() < deadline, "E is still homing"
+        time.sleep(0.1)
 
 
 def test_a_runengine_homes_every_motor(ioc):

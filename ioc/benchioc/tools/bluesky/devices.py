@@ -17,6 +17,7 @@ Every PV name comes from the spec entries, never from a string typed here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -454,11 +455,13 @@ class SyncScan(StandardReadable):
     async def kickoff(self) -> None:
         """Start Sync:Run (put-callback: it completes at the scan's end); done once the
         IOC says the scan is busy, refused with its Message if it does not start."""
+        self.points = {}
         self._running = self.run.set(True, timeout=self.timeout)
-        async for busy in observe_value(self.busy, done_status=self._running):
-            if busy:
-                return
-        await self._finished()  # ended without ever being busy: refused
+        with contextlib.suppress(Exception):  # a failed Run put: _finished says why
+            async for busy in observe_value(self.busy, done_status=self._running):
+                if busy:
+                    return
+        await self._finished()  # over already (a short scan), or refused
 
     @WatchableAsyncStatus.wrap
     async def complete(self) -> AsyncIterator[WatcherUpdate[float]]:
@@ -466,16 +469,19 @@ class SyncScan(StandardReadable):
         IOC's Message."""
         if self._running is None:
             raise RuntimeError(f"{self.name}: kickoff() must come before complete()")
-        async for progress in observe_value(self.progress, done_status=self._running):
-            yield WatcherUpdate(current=progress, initial=0.0, target=100.0,
-                                name=self.name, unit="%", precision=0)
+        if self.points:
+            return  # kickoff saw the whole scan
+        with contextlib.suppress(Exception):  # a failed Run put: _finished says why
+            async for progress in observe_value(self.progress, done_status=self._running):
+                yield WatcherUpdate(current=progress, initial=0.0, target=100.0,
+                                    name=self.name, unit="%", precision=0)
         await self._finished()
 
     async def _finished(self) -> None:
-        running, self._running = self._running, None
+        """The scan's end: its points, or ScanRefused in the IOC's words."""
         try:
-            if running is not None:
-                await running
+            if self._running is not None:
+                await self._running
         except Exception as error:  # noqa: BLE001 - a refused Run put: the IOC says why
             raise ScanRefused(await self._why(error)) from error
         state = await self.state.get_value()
