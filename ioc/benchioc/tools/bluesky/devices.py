@@ -25,7 +25,7 @@ from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-from bluesky.protocols import StreamAsset
+from bluesky.protocols import Hints, StreamAsset
 from event_model import DataKey, PartialEventPage, StreamRange, compose_stream_resource
 from ophyd_async.core import (
     Array1D,
@@ -510,6 +510,14 @@ class SyncScan(StandardReadable):
     # --- EventPageCollectable -------------------------------------------------------------
     def _key(self, key: str) -> str:
         return f"{self.name}-{key}"
+
+    @property
+    def set_position_key(self) -> str:
+        return self._key("set_position")
+
+    @property
+    def hints(self) -> Hints:
+        return {"fields": [self._key("position")]}
 
     async def describe_collect(self) -> dict[str, DataKey]:
         described: dict[str, DataKey] = {}

@@ -22,6 +22,9 @@ from .devices import BenchHoming, MotorHoming, SyncScan
 
 POINTS_STREAM = "primary"
 FRAMES_STREAM = "frames"
+# A run without dimension hints leaves BestEffortCallback guessing, and its guess outlives
+# the run (the next scan's plot then looks for fields that are not there)
+HOMING_HINTS = {"dimensions": [(["time"], "after")]}
 
 
 def _direction(direction: Direction | str) -> str:
@@ -36,7 +39,7 @@ def home_plan(motor: MotorHoming, direction: Direction | str = Direction.HI,
 
     @bpp.stage_decorator([motor])
     @bpp.run_decorator(md={"plan_name": "home_plan", "motor": motor.motor,
-                           "direction": towards, **(md or {})})
+                           "direction": towards, "hints": HOMING_HINTS, **(md or {})})
     def inner() -> MsgGenerator[None]:
         yield from bps.trigger_and_read([motor], name="before")
         yield from bps.mv(motor, towards)
@@ -51,7 +54,8 @@ def home_all_plan(bench: BenchHoming, direction: Direction | str = Direction.HI,
     towards = _direction(direction)
 
     @bpp.run_decorator(md={"plan_name": "home_all_plan", "direction": towards,
-                           "motors": list(bench.motors), **(md or {})})
+                           "bench_motors": list(bench.motors), "hints": HOMING_HINTS,
+                           **(md or {})})
     def inner() -> MsgGenerator[None]:
         yield from bps.trigger_and_read([bench], name="before")
         yield from bps.mv(bench, towards)
@@ -79,8 +83,11 @@ def fly_scan(scan: SyncScan, settings: ScanSettings,
     says no), kickoff, complete, collect."""
     yield from bps.prepare(scan, settings, wait=True)
     meta = {"plan_name": "sync_scan_plan", "settings": settings.as_dict(),
-            "motors": [settings.motor], "num_points": settings.num_points,
-            "scan_mode": ScanMode(settings.mode).label, **(md or {})}
+            "scanned_motor": settings.motor, "num_points": settings.num_points,
+            "scan_mode": ScanMode(settings.mode).label,
+            # plotted (BestEffortCallback): measured against set position, per point
+            "hints": {"dimensions": [([scan.set_position_key], POINTS_STREAM)]},
+            **(md or {})}
 
     @bpp.run_decorator(md=meta)
     def inner() -> MsgGenerator[None]:
