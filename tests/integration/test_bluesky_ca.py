@@ -66,6 +66,8 @@ def child(request: dict[str, Any]) -> dict[str, Any]:
         plan = home_plan(bench.motors[request["motor"]], request["direction"])
     elif kind == "home_all":
         plan = home_all_plan(bench, request["direction"])
+    elif kind == "home_all_then_abort_all":
+        plan = home_all_then_abort_all(bench)
     else:
         settings = dict(request["settings"])
         settings["mode"] = ScanMode[settings["mode"].upper()]
@@ -92,6 +94,21 @@ def scan_while_homing(motor: Any, sync: Any, settings: Any) -> Any:
 
     yield from bps.abs_set(motor, "lo", group="homing")
     yield from fly_scan(sync, settings)
+
+
+def home_all_then_abort_all(bench: Any) -> Any:
+    """Start homing every motor, and abort them all with the device's abort_all() once
+    one is on its way (a plan for the child)."""
+    import bluesky.plan_stubs as bps
+
+    yield from bps.abs_set(bench, "hi", group="homing")
+    while True:
+        busy = yield from bps.rd(bench.busy)
+        if busy:
+            break
+        yield from bps.sleep(0.05)
+    yield from bps.wait_for([lambda: bench.abort_all().task])
+    yield from bps.wait(group="homing")
 
 
 def reasons(error: BaseException) -> list[str]:
@@ -307,6 +324,15 @@ def test_a_scan_of_a_motor_being_homed_is_refused_with_the_iocs_reason(ioc):
     while ioc.caget("E:Busy") != ["No"]:
         assert time.monotonic() < deadline, "E is still homing"
         time.sleep(0.1)
+
+
+def test_abort_all_stops_a_home_all_which_raises_with_the_motors_messages(ioc):
+    run = run_plan(ioc, plan="home_all_then_abort_all")
+    assert run.error and "HomingFailed: homing all hi did not home every motor" in run.error
+    for motor in ioc.motors:
+        state, message = texts(ioc, f"{motor}:State", f"{motor}:Message")
+        if state != "Homed":  # a motor may have been homed before (an earlier test)
+            assert state == "Aborted" and f"{motor} Aborted: {message}" in run.error
 
 
 def test_a_runengine_homes_every_motor(ioc):
