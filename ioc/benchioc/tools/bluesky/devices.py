@@ -11,7 +11,8 @@
   event per point from the Sync arrays. Its `frames` child declares the scan's NeXus
   file (Sync:DataFile) as a StreamResource whose frames are /entry/data/data.
 
-Every PV name comes from the spec entries, never from a string typed here.
+Every PV name comes from the spec entries, never from a string typed here. Errors:
+HomingFailed, and the scan engine's own ScanRefused, both quoting the IOC's Message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import PurePath
@@ -47,7 +49,7 @@ from ophyd_async.epics.core import epics_signal_r, epics_signal_rw
 
 from ...engines.homing.settings import HomingState
 from ...engines.motormodel import Direction
-from ...engines.sync.model import ScanMode, ScanSettings, ScanState
+from ...engines.sync.model import ScanMode, ScanRefused, ScanSettings, ScanState
 from ...records.spec import (
     BenchRecords,
     Kind,
@@ -76,32 +78,19 @@ class HomingFailed(RuntimeError):
     """A homing that did not end Homed; says what the IOC's Message says."""
 
 
-class ScanRefused(ValueError):
-    """Scan settings the IOC would not run, or a scan that did not end Done; in the IOC's
-    words (Sync:Message)."""
-
-
 # --- signals from spec entries ------------------------------------------------------------
 def _labels(options: tuple[Option, ...]) -> list[str]:
     return [option if isinstance(option, str) else option[0] for option in options]
 
 
-def _enum_of(pv: Pv) -> type[StrictEnum]:
+@functools.cache
+def enum_of(pv: Pv) -> type[StrictEnum]:
+    """The StrictEnum of an mbb record's labels (one class per record, made once)."""
     labels = _labels(pv.options)
     # Enum's functional API: mypy cannot follow a class made at run time
     made: type[StrictEnum] = StrictEnum(  # type: ignore[call-arg, assignment]
         f"{pv.scope.value.capitalize()}{pv.name}", [(label.upper(), label) for label in labels])
     return made
-
-
-_ENUMS: dict[Pv, type[StrictEnum]] = {}
-
-
-def enum_of(pv: Pv) -> type[StrictEnum]:
-    """The StrictEnum of an mbb record's labels (one class per record, made once)."""
-    if pv not in _ENUMS:
-        _ENUMS[pv] = _enum_of(pv)
-    return _ENUMS[pv]
 
 
 def datatype_of(pv: Pv) -> Any:
@@ -128,7 +117,12 @@ def signal_rw(pv: Pv, prefix: str, motor: str | None = None) -> SignalRW[Any]:
 
 
 def _direction(value: Direction | str) -> Direction:
-    return value if isinstance(value, Direction) else Direction(str(value).lower())
+    if isinstance(value, Direction):
+        return value
+    try:
+        return Direction(str(value).lower())
+    except ValueError:
+        raise ValueError(f"a homing direction is hi or lo, not {value!r}") from None
 
 
 def _file_uri(path: str) -> str:
