@@ -134,6 +134,14 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def _put_failure(what: str, error: BaseException, timeout: float, message: str) -> str:
+    """Why a put-callback command failed: it ran out of time, or the IOC refused it (a
+    homing already running: the record's DISP is set)."""
+    if isinstance(error, TimeoutError):
+        return f"{what} did not end within {timeout:g} s (the IOC says: {message})"
+    return f"{what} was refused ({_reason(error)}); the IOC says: {message}"
+
+
 # --- homing ---------------------------------------------------------------------------------
 HOMED = homing_label(HomingState.HOMED)
 
@@ -187,10 +195,10 @@ class MotorHoming(StandardReadable):
                 yield WatcherUpdate(current=progress, initial=0.0, target=100.0,
                                     name=self.name, unit="%", precision=0)
             await putting
-        except Exception as error:  # noqa: BLE001 - refused put: the IOC says why
-            message = await self.message.get_value()
-            raise HomingFailed(f"homing {self.motor} {towards.value} was refused: "
-                               f"{message or _reason(error)}") from error
+        except Exception as error:  # noqa: BLE001 - a failed put: the IOC says why
+            what = f"homing {self.motor} {towards.value}"
+            raise HomingFailed(_put_failure(what, error, self.timeout,
+                                            await self.message.get_value())) from error
         finally:
             self._homing = False
         state, message = await asyncio.gather(self.state.get_value(),
@@ -254,10 +262,10 @@ class BenchHoming(StandardReadable):
                 yield WatcherUpdate(current=mean, initial=0.0, target=100.0,
                                     name=self.name, unit="%", precision=0)
             await putting
-        except Exception as error:  # noqa: BLE001 - refused put: the IOC says why
-            message = await self.message.get_value()
-            raise HomingFailed(f"homing all {towards.value} was refused: "
-                               f"{message or _reason(error)}") from error
+        except Exception as error:  # noqa: BLE001 - a failed put: the IOC says why
+            raise HomingFailed(_put_failure(f"homing all {towards.value}", error,
+                                            self.timeout,
+                                            await self.message.get_value())) from error
         finally:
             self._homing = False
         if not await self.all_homed.get_value():
