@@ -228,17 +228,19 @@ def test_a_runengine_homes_one_motor_and_watchers_see_its_progress(ioc):
 
 
 def test_an_aborted_homing_raises_with_the_iocs_message(ioc):
-    child_process = start_child(ioc, {"plan": "home", "motor": "C", "direction": "lo"})
-    deadline = time.monotonic() + 60
-    while ioc.caget("C:Busy") != ["Yes"]:
-        assert child_process.poll() is None, child_process.communicate()
-        assert time.monotonic() < deadline, "the homing of C did not start"
-        time.sleep(0.05)
-    ioc.caput("C:Abort", "1", callback=False)
+    from camon import CaMonitor  # tests/: not on the child's path
+
+    busy = ioc.pv("E:Busy")  # E: the slowest axis, a few seconds of homing at TIME_SCALE
+    with CaMonitor(ioc.env, busy) as monitor:
+        monitor.wait_value(busy, "No", timeout=10)
+        child_process = start_child(ioc, {"plan": "home", "motor": "E", "direction": "lo"})
+        monitor.wait_value(busy, "Yes", timeout=60)
+        ioc.caput("E:Abort", "1", callback=False)
     run = finish(child_process)
-    state, message = texts(ioc, "C:State", "C:Message")
+    state, message = texts(ioc, "E:State", "E:Message")
     assert state == "Aborted"
-    assert run.error and "HomingFailed" in run.error and message in run.error, run.error
+    assert run.error and "HomingFailed: homing E lo ended Aborted" in run.error
+    assert message in run.error, (message, run.error)
     assert run.named("stop")[0]["exit_status"] == "fail"
 
 
