@@ -27,7 +27,7 @@ from .devices import (
     SyncScan,
     bench_motors,
 )
-from .plans import home_all_plan, home_plan, sync_scan_plan
+from .plans import fly_scan, home_all_plan, home_plan, sync_scan_plan
 
 __all__ = [
     "BenchHoming",
@@ -37,6 +37,7 @@ __all__ = [
     "ScanSettings",
     "SyncScan",
     "bench_motors",
+    "fly_scan",
     "home_all_plan",
     "home_plan",
     "sync_scan_plan",
