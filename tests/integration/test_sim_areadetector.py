@@ -1,9 +1,13 @@
 """The simulated camera as an areaDetector over CA: ophyd's standard classes connect and
-take a frame, and the HDF5 plugin streams frames of the spot into a file."""
+take a frame, ophyd-async's SimDetector takes frames into its HDF writer from a
+RunEngine, and the HDF5 plugin streams frames of the spot into a file."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 
 import h5py
@@ -162,3 +166,53 @@ def test_frames_are_stamped_at_delivery_at_the_end_of_the_exposure(sim, ophyd_en
         assert delivered - exposure_start == pytest.approx(1.0, abs=1e-4)
     finally:
         caput("SIM:cam1:AcquireTime", 0.01, env)
+
+
+# ophyd-async's SimDetector with its HDF writer, in a RunEngine, in a child Python: libca
+# (aioca's) reads EPICS_CA_ADDR_LIST once per process, when its context is made.
+OPHYD_ASYNC_COUNT = r"""
+import json, sys
+from pathlib import Path
+import bluesky.plans as bp
+from bluesky import RunEngine
+from ophyd_async.core import StaticFilenameProvider, StaticPathProvider, init_devices
+from ophyd_async.epics.adcore import ADWriterFactory
+from ophyd_async.epics.adsimdetector import SimDetector
+
+engine = RunEngine({})
+documents = []
+engine.subscribe(lambda name, doc: documents.append((name, doc)))
+path = StaticPathProvider(StaticFilenameProvider("frames"), Path(sys.argv[1]))
+with init_devices():
+    det = SimDetector("SIM:", ADWriterFactory.hdf(path))
+engine(bp.count([det], num=3))
+print(json.dumps(documents, default=str))
+"""
+
+
+def test_ophyd_async_sim_detector_takes_frames_into_its_hdf_writer(sim, tmp_path) -> None:
+    caput("SIM:cam1:ShutterControl", "Open", sim.env)
+    result = subprocess.run([sys.executable, "-c", OPHYD_ASYNC_COUNT, str(tmp_path)],
+                            env=sim.env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    documents = json.loads(result.stdout.strip().splitlines()[-1])
+    named: dict[str, list[dict]] = {}
+    for name, doc in documents:
+        named.setdefault(name, []).append(doc)
+    assert named["stop"][0]["exit_status"] == "success"
+    assert named["stop"][0]["num_events"] == {"primary": 3}
+    key = named["descriptor"][0]["data_keys"]["det"]
+    # one frame per event, then height x width (from ArraySizeY/X_RBV)
+    assert key["shape"] == [1, image.HEIGHT, image.WIDTH] and key["dtype_numpy"] == "<u2"
+    (resource,) = named["stream_resource"]
+    assert resource["mimetype"] == "application/x-hdf5"
+    assert resource["parameters"]["dataset"] == "/entry/data/data"
+    indices = [datum["indices"] for datum in named["stream_datum"]]
+    assert indices == [{"start": i, "stop": i + 1} for i in range(3)]
+    name = caget("SIM:HDF1:FullFileName_RBV", sim.env, "-S")
+    assert name == f"{tmp_path}/frames.h5"  # FileTemplate "%s%s.h5": no file number
+    assert resource["uri"].endswith(name)
+    with h5py.File(name) as h5:
+        data = h5["entry/data/data"]
+        assert data.shape == (3, image.HEIGHT, image.WIDTH) and data.dtype == np.uint16
+        assert data[0].max() > image.DARK_LEVEL + image.SPOT_PEAK / 2  # the spot

@@ -99,3 +99,11 @@ def test_the_spot_follows_the_motor_and_the_shutter_darkens_it() -> None:
     dark = image.render(optics, 0.0, rng, light=False)
     assert dark.max() < image.DARK_LEVEL + 8 * image.NOISE_SIGMA
     assert low.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
+
+
+def test_a_template_may_use_fewer_arguments_as_printf_does() -> None:
+    from benchioc.sim.hdf5plugin import c_format
+
+    assert c_format("%s%s.h5", "/d/", "scan", 7) == "/d/scan.h5"  # ophyd-async, Sync
+    assert c_format("%s%s_%6.6d.h5", "/d/", "scan", 7) == "/d/scan_000007.h5"
+    assert c_format("%s%s%d%d.h5", "/d/", "scan", 7) == ""  # more than given: unusable

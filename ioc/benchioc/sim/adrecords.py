@@ -137,6 +137,11 @@ def array_base(port: str, manufacturer: str = "", model: str = "") -> list[Rec]:
         Rec("ArraySizeY_RBV", "longin", 0),
         Rec("ArraySizeZ_RBV", "longin", 0),
         Rec("ArraySize_RBV", "longin", 0),
+        # longins fed from the Dimensions output waveform (through subArrays), which
+        # only a put processes: 0 on the genuine IOC too (ophyd-async's NDFileIO has them)
+        Rec("ArraySize0", "longin", 0),
+        Rec("ArraySize1", "longin", 0),
+        Rec("ArraySize2", "longin", 0),
         Rec("CompressedSize_RBV", "longin", 0),
         Rec("DataType", "mbbo", "UInt16", rbv=True, enum=DATA_TYPES),
         Rec("ColorMode", "mbbo", "Mono", rbv=True, enum=COLOR_MODES),

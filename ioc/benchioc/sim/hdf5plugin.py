@@ -63,15 +63,16 @@ WRITE_MODE_LABELS = ("Single", "Capture", "Stream")
 
 def c_format(template: str, path: str, name: str, number: int) -> str:
     """areaDetector's epicsSnprintf(template, path, name, number), Python's % doing the
-    printf conversions. Like C, a template may use fewer of the arguments than given
-    ("%s%s.h5" ignores the number); an unusable template gives what the genuine would:
-    empty."""
-    values = (path, name, number)
-    for used in range(len(values), -1, -1):
+    printf conversions. As printf, a template that uses fewer of the arguments ignores
+    the rest (ophyd-async's "%s%s.h5" has no number); an unusable template gives what
+    the genuine would: empty."""
+    arguments = (path, name, number)
+    for used in range(len(arguments), -1, -1):
         try:
-            return template % values[:used]
-        except TypeError:
-            continue  # too many arguments for the template (or too few: try fewer)
+            return template % arguments[:used]
+        except TypeError as error:
+            if "not all arguments converted" not in str(error):
+                return ""
         except ValueError:
             return ""
     return ""
@@ -159,6 +160,11 @@ class HDF5Writer:
         data.resize(data.shape[0] + 1, axis=0)
         data[-1] = frame
         self._file.flush()
+
+    def flush(self) -> None:
+        """FlushNow: every frame is flushed as it is written; this flushes once more."""
+        if self._file is not None:
+            self._file.flush()
 
     def _close(self) -> None:
         if self._file is not None:
@@ -281,6 +287,7 @@ def _hdf5_records() -> list[Rec]:
         Rec("NumRowChunks", "longout", 0, rbv=True),
         Rec("NumColChunks", "longout", 0, rbv=True),
         Rec("NumFramesChunks", "longout", 0, rbv=True),
+        Rec("ChunkSizeAuto", "bo", "Yes", rbv=True, enum=NO_YES),  # PINI, VAL=1
         Rec("NumFramesFlush", "longout", 0, rbv=True),
         Rec("BoundaryAlign", "longout", 0, rbv=True),
         Rec("BoundaryThreshold", "longout", 65536, rbv=True),
@@ -339,6 +346,8 @@ class HDF5PluginGroup(PluginGroup):
     write_file = _enum("WriteFile", ("Done", "Write"), "Done", "busy")
     write_file_rbv = _enum("WriteFile_RBV", ("Done", "Writing"), "Done", "bi",
                            read_only=True)
+    # busy: the driver flushes the open file (SWMR) and puts it back to Done
+    flush_now = _enum("FlushNow", ("Done", "Flush"), "Done", "busy")
     write_status = _enum("WriteStatus", ("Write OK", "Write error"), "Write OK", "bi",
                          read_only=True)
     write_message = make_property("WriteMessage", "waveform", "", read_only=True)
@@ -436,6 +445,11 @@ class HDF5PluginGroup(PluginGroup):
             self.writer.write_file()
             await self._publish()
             await self.write_file_rbv.write("Done")
+        return "Done"
+
+    @flush_now.putter
+    async def flush_now(self, instance, value):
+        self.writer.flush()
         return "Done"
 
     async def on_frame(self, frame: ImageFrame) -> None:

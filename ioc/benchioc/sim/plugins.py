@@ -143,11 +143,6 @@ class StdArraysGroup(PluginGroup):
     array_data = pvproperty(value=[0] * IMAGE_ELEMENTS, dtype=ChannelType.LONG,
                             max_length=IMAGE_ELEMENTS, name="ArrayData", record="waveform",
                             read_only=True)
-    # NDStdArrays.template's ArraySize0..2 (longin, not the _RBVs): the genuine plugin
-    # leaves them 0
-    array_size0 = pvproperty(value=0, name="ArraySize0", record="longin", read_only=True)
-    array_size1 = pvproperty(value=0, name="ArraySize1", record="longin", read_only=True)
-    array_size2 = pvproperty(value=0, name="ArraySize2", record="longin", read_only=True)
 
     async def on_frame(self, frame: ImageFrame) -> None:
         await self.publish_array(frame)
