@@ -278,30 +278,34 @@ class BenchRecords(Records, scope=Scope.BENCH):
 class SyncRecords(Records, scope=Scope.SYNC):
     """Detector-synchronised scans: `$(P)Sync:`"""
 
+    # The settings are blocking: a put-callback completes once the preview (and Run's
+    # DISP) shows the new value, so a client that put them can read the preview next.
+
     Mode = Pv(Kind.MBB_OUT, "Synchronisation mode", group="Setup", binds=ScanSetting("mode"),
-              options=SYNC_MODES)
-    Motor = Pv(Kind.STRING_OUT, "Motor to scan", group="Setup", binds=ScanSetting("motor"))
+              options=SYNC_MODES, blocking=True)
+    Motor = Pv(Kind.STRING_OUT, "Motor to scan", group="Setup", binds=ScanSetting("motor"),
+               blocking=True)
     Start = Pv(Kind.AO, "First position", group="Setup", binds=ScanSetting("start"), prec=3,
-               motor_units=True)
+               motor_units=True, blocking=True)
     End = Pv(Kind.AO, "Last position", group="Setup", binds=ScanSetting("end"), prec=3,
-             motor_units=True)
+             motor_units=True, blocking=True)
     # no DRVL/DRVH: the record would clamp silently; the scan planner refuses in words
     NumPoints = Pv(Kind.LONG_OUT, "Number of points", group="Setup",
-                   binds=ScanSetting("num_points"))
+                   binds=ScanSetting("num_points"), blocking=True)
     FramesPerPoint = Pv(Kind.LONG_OUT, "Frames at each point", group="Setup",
-                        binds=ScanSetting("frames_per_point"))
+                        binds=ScanSetting("frames_per_point"), blocking=True)
     Exposure = Pv(Kind.AO, "Camera exposure", group="Setup", binds=ScanSetting("exposure"),
-                  egu="s", prec=4, low=0)
+                  egu="s", prec=4, low=0, blocking=True)
     Period = Pv(Kind.AO, "Camera period", group="Setup", binds=ScanSetting("period"),
-                egu="s", prec=4, low=0)
+                egu="s", prec=4, low=0, blocking=True)
     SettleTime = Pv(Kind.AO, "Settle after each step", group="Setup",
-                    binds=ScanSetting("settle_time"), egu="s", prec=3, low=0)
+                    binds=ScanSetting("settle_time"), egu="s", prec=3, low=0, blocking=True)
     RequireHomed = Pv(Kind.BO, "Refuse a scan on an unhomed motor", group="Setup",
-                      binds=ScanSetting("require_homed"), labels=NO_YES)
+                      binds=ScanSetting("require_homed"), labels=NO_YES, blocking=True)
     DarkFrames = Pv(Kind.LONG_OUT, "Dark frames before the scan", group="Setup",
-                    binds=ScanSetting("dark_frames"), low=0)
+                    binds=ScanSetting("dark_frames"), low=0, blocking=True)
     FlatFrames = Pv(Kind.LONG_OUT, "Flat-field frames before the scan", group="Setup",
-                    binds=ScanSetting("flat_frames"), low=0)
+                    binds=ScanSetting("flat_frames"), low=0, blocking=True)
     # what the next scan file carries (the config's data section; saved to the file).
     # stringout: a plain `caput PV "text"` works; at most 39 characters.
     Proposal = Pv(Kind.STRING_OUT, "Proposal of the next scans", group="Metadata",

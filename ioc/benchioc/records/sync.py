@@ -76,6 +76,7 @@ class SyncBinding(Announcing):
         # must fail has to meet DISP=1 (see _gate_run)
         self._run_open = True
         self._running = False  # this binding's run() is under way (it holds DISP)
+        self._preview_ok = True  # the last preview shown said the scan could run
 
     @property
     def data(self) -> cfg.DataConfig:
@@ -173,7 +174,7 @@ class SyncBinding(Announcing):
 
     def start(self, controller: SyncController) -> None:
         self.controller = controller
-        self.bench.leases.subscribe_release(self._gate_run)  # a homing gave its motor back
+        self.bench.leases.subscribe_release(self._on_lease_release)
         controller.update(**{_setting(pv): _CONVERT[_setting(pv)](self.rec(pv).get())
                              for pv in SETTINGS})
         controller.subscribe(self._on_update)
@@ -225,7 +226,17 @@ class SyncBinding(Announcing):
         if self.controller is not None:
             self.show_preview(self.controller.preview())
 
+    def _on_lease_release(self) -> None:
+        """A homing or a scan gave its motor back. A preview that said no (it names a
+        motor being homed) is shown again; one that said yes stays, and so does the
+        Message of a scan that just ended."""
+        if self._preview_ok:
+            self._gate_run()
+        else:
+            self.refresh_preview()
+
     def show_preview(self, preview: Preview, announce: bool = False) -> None:
+        self._preview_ok = preview.ok
         self.publish(preview)
         if not self.controller or not self.controller.busy:
             text = preview.message or ("ready: estimated "

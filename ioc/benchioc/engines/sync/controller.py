@@ -254,7 +254,20 @@ class SyncController:
                 self._check_flats(self.settings)
             except ScanRefused as refusal:
                 return Preview(ok=False, message=str(refusal))
+            held = self._held_motor(self.settings)
+            if held:  # a homing of the motor: the preview says so, as Run would
+                return Preview(ok=False, message=held)
         return shown
+
+    def _held_motor(self, settings: ScanSettings) -> str:
+        """Why a motor the scan needs is not free ("" if all are), in words."""
+        if self._run is not None:
+            return ""  # this controller's own scan holds them
+        for motor in self._motors_of(settings):
+            holder = self.leases.holder(motor)
+            if holder is not None:
+                return f"motor {MotorInUse(motor, holder)}"
+        return ""
 
     def _snapshot(self, name: str) -> MotorSnapshot | None:
         motor = self.motors.get(name)
@@ -321,11 +334,7 @@ class SyncController:
             plan = self._plan()
         except ScanRefused as refusal:
             return str(refusal)
-        for motor in self._motors_of(plan.settings):
-            holder = self.leases.holder(motor)
-            if holder is not None:
-                return f"motor {MotorInUse(motor, holder)}"
-        return ""
+        return self._held_motor(plan.settings)
 
     def _motors_of(self, settings: ScanSettings) -> list[str]:
         """The motors a scan moves: the scanned one, and the flat-field one for flats."""

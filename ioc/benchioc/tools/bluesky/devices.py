@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import PurePath
 from typing import Any
@@ -312,10 +311,6 @@ POINT_DATA = (
 )
 NOT_READY = "not ready: "  # the IOC's preview Message when the settings cannot run
 REFUSED = "refused"  # a setting or a Run the IOC refused (records/sync.py)
-# The IOC applies a setting put after the put completes (its record is not blocking):
-# prepare reads the preview once two readings this far apart agree.
-PREVIEW_SETTLE_S = 0.05
-PREVIEW_WAIT_S = 2.0
 
 
 def _setting_field(pv: Pv) -> str:
@@ -434,23 +429,11 @@ class SyncScan(StandardReadable):
         values = self.settings.values(value)
         for field, setting in self.settings.fields.items():
             await setting.set(values[field])
-        message = await self._settled_preview()
+        # The settings records are blocking: each put above completed once the IOC's
+        # preview showed it, so the Message read now is about these settings.
+        message = str(await self.message.get_value())
         if message.startswith(NOT_READY) or REFUSED in message:
             raise ScanRefused(message)
-
-    async def _settled_preview(self) -> str:
-        """The preview Message once the IOC has applied the settings just written: each
-        put's handler runs after its put completes, in the order of the puts."""
-        deadline = time.monotonic() + PREVIEW_WAIT_S
-        previous = None
-        while True:
-            now = await asyncio.gather(self.message.get_value(), self.velocity.get_value(),
-                                       self.run_up.get_value(),
-                                       self.estimated_time.get_value())
-            if now == previous or time.monotonic() > deadline:
-                return str(now[0])
-            previous = now
-            await asyncio.sleep(PREVIEW_SETTLE_S)
 
     # --- Flyable ------------------------------------------------------------------------
     @AsyncStatus.wrap
