@@ -176,3 +176,18 @@ def test_atomic_write_gives_a_new_file_the_umask_mode_and_keeps_or_sets_one(tmp_
         assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_the_autosave_file_gets_the_configured_mode(tmp_path) -> None:
+    import os
+    import stat
+
+    from benchioc.records.autosave import HomingStateStore
+
+    old = os.umask(0o077)
+    try:
+        store = HomingStateStore(tmp_path, file_mode=0o644)
+        store.record("A", True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o644
