@@ -108,6 +108,15 @@ class IocProcess:
 
     # Any PV its clients see, by full name: the motor records' fields and the devices'
     # as well as the IOC's own. Each fails the test when the tool fails.
+    def wait_motor_connected(self, motor: str, timeout: float = 30) -> None:
+        """Until $(P)<motor>:Connected reads Yes: the ready line comes before the motors
+        connect, and a scan or a homing needs its motor."""
+        from camon import CaMonitor
+
+        pv = self.pv(f"{motor}:Connected")
+        with CaMonitor(self.env, pv) as connected:
+            connected.wait_value(pv, "Yes", timeout=timeout)
+
     def read(self, *pvs: str) -> list[str]:
         """One caget for all (each CA tool start costs ~0.2 s here): each value as text
         (-t), long strings as strings (-S)."""

@@ -7,7 +7,7 @@ such as `sim_ioc` and `bench_config`, are in tests/conftest.py).
   bench's time scale (default 20; the genuine bench runs in real time); a module whose
   tests need the genuine camera sets GENUINE_CAMERA = True (without that build the genuine
   half is skipped, or fails under BENCH_REQUIRE_GENUINE=1, before anything starts).
-- ioc: that bench's IOC.
+- ioc: that bench's IOC (a module's WAIT_FOR_MOTOR = "A": once motor A is connected).
 - bench_copy: a copy of configs/bench.yaml in the test's own folder.
 - external_sim: that copy served by a simulated bench of its own (not a child of an IOC),
   so a test can stop, kill and restart the IOC and the sim separately.
@@ -41,7 +41,11 @@ def bench(request, tmp_path_factory) -> Bench:
 
 
 @pytest.fixture(scope="module")
-def ioc(bench: Bench) -> IocProcess:
+def ioc(request, bench: Bench) -> IocProcess:
+    """The bench's IOC; once the module's WAIT_FOR_MOTOR (if it names one) is connected."""
+    motor = getattr(request.module, "WAIT_FOR_MOTOR", "")
+    if motor:
+        bench.ioc.wait_motor_connected(motor)
     return bench.ioc
 
 

@@ -24,7 +24,6 @@ import pytest
 from benches import Bench, open_bench
 from benchioc.sim import image
 from benchioc.tools.benchdata import quicklook
-from camon import CaMonitor
 from iocharness import IocProcess
 
 pytestmark = pytest.mark.integration
@@ -50,12 +49,8 @@ def bench(tmp_path_factory) -> Bench:
     opened.stop()
 
 
-@pytest.fixture(scope="module")
-def ioc(bench: Bench) -> IocProcess:
-    process = bench.ioc
-    with CaMonitor(process.env, process.pv("A:Connected")) as connected:
-        connected.wait_value(process.pv("A:Connected"), "Yes", timeout=30)
-    return process
+# ioc: tests/integration/conftest.py, once motor A (which the scans need) is connected
+WAIT_FOR_MOTOR = "A"
 
 
 def texts(ioc: IocProcess, *names: str) -> list[str]:

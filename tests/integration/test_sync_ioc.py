@@ -64,8 +64,7 @@ def ioc(bench: Bench) -> IocProcess:
     connect, and a scan needs motor A."""
     process = bench.ioc
     process.settings = {}  # Sync setting -> the value last put by these tests
-    with CaMonitor(process.env, process.pv("A:Connected")) as connected:
-        connected.wait_value(process.pv("A:Connected"), "Yes", timeout=30)
+    process.wait_motor_connected("A")
     return process
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import h5py
 import pytest
 
-from benches import Bench
 from benchioc import config as cfg
 from camon import CAMONITOR, CaMonitor, end, spawn
 from iocharness import IocProcess
@@ -34,13 +33,8 @@ STEP = {"Mode": "Step", "Motor": "A", "Start": "0", "End": "1", "NumPoints": "3"
 TOO_SHORT = "Period 0.005 s is shorter than Exposure 0.01 s"
 
 
-@pytest.fixture(scope="module")
-def ioc(bench: Bench) -> IocProcess:
-    """The bench's IOC once motor A is connected (a scan needs it)."""
-    process = bench.ioc
-    with CaMonitor(process.env, process.pv("A:Connected")) as connected:
-        connected.wait_value(process.pv("A:Connected"), "Yes", timeout=30)
-    return process
+# ioc: tests/integration/conftest.py, once motor A (which the scans need) is connected
+WAIT_FOR_MOTOR = "A"
 
 
 def put(ioc: IocProcess, name: str, value: str) -> None:
