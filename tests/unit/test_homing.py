@@ -639,3 +639,24 @@ def test_the_count_of_homings_at_once_returns_to_zero() -> None:
     run_virtual(go())
     assert seen == [3]
     assert procedure._running == 0
+
+
+def test_positions_on_the_way_are_reported_at_most_five_times_a_second() -> None:
+    """Each report writes the motor's State, Progress and Message records: the positions
+    passed while seeking and centering go out at most every 0.2 s, the steps always."""
+    from benchioc.engines.homing import procedure
+
+    stamps: list[tuple[float, str]] = []
+
+    async def go() -> None:
+        motor = FakeMotor()
+        loop = asyncio.get_running_loop()
+        await home(motor, HI, make_settings(),
+                   lambda update: stamps.append((loop.time(), update.message)))
+
+    run_virtual(go())
+    on_the_way = [t for t, message in stamps if ", at " in message]
+    assert len(on_the_way) >= 4
+    gaps = [b - a for a, b in zip(on_the_way, on_the_way[1:], strict=False)]
+    assert min(gaps) >= procedure._ROUTINE_REPORT_S - 1e-9
+    assert stamps[-1][1].startswith("A: homed at")
