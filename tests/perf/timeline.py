@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--motor", default="A")
     parser.add_argument("--time-scale", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--backend", choices=("sim", "genuine"), default="sim",
+                        help="genuine (homing only; after `. PREFIX/env.sh`): the motor "
+                             "record of motorSim, no ideal times")
     parser.add_argument("--step", action="store_true",
                         help="the step scan instead: the IOC's and the floor loop's, seen "
                              "through the motor's DMOV and the camera's Acquire_RBV monitors")
@@ -63,24 +66,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.step:
         return step_main(args)
     folder = parts._work_dir()
-    config_path = parts.copy_bench_config(folder)
+    servers: list = []
+    if args.backend == "genuine":
+        servers, config_path, ioc = _genuine(folder)
+        shadow = None
+    else:
+        config_path = parts.copy_bench_config(folder)
+        ioc = IocProcess(config_path, time_scale=args.time_scale, extra=("-v",))
     config = load(config_path).config
-    shadow = ShadowBench(config)
+    if args.backend == "sim":
+        shadow = ShadowBench(config)
     motor, root = args.motor, config.motors[args.motor].pv_root
     settings = HomingSettings.from_config(config, motor)
-    ioc = IocProcess(config_path, time_scale=args.time_scale, extra=("-v",))
     totals: dict[str, list[float]] = {"ioc": [], "floor": []}
     try:
         client = CaClient(ioc.env)
         prefix = ioc.prefix
-        shadow.home(motor)
+        client.wait_all([f"{prefix}{motor}:Connected"], 1, timeout=60)
+        if shadow is not None:
+            shadow.home(motor)
         floor.home_high(client, root, settings)  # to center
         for index in range(args.repeat):
             # a HomeHi put right after the same motor's last homing was seen to complete
             # at once (0.2 ms) here: give the IOC a moment
             time.sleep(0.5)
-            phases = shadow.home(motor)
-            ideal = phases.total / args.time_scale
+            phases = shadow.home(motor) if shadow is not None else None
+            ideal = phases.total / args.time_scale if phases is not None else 0.0
             seen = len(ioc.lines)
             since = time.time()
             wall, _ = parts.home_one(client, prefix, motor, ideal)
@@ -93,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                 previous = offset
             totals["ioc"].append((wall - ideal) * 1000)
             time.sleep(0.5)
-            phases = shadow.home(motor)
-            ideal = phases.total / args.time_scale
+            phases = shadow.home(motor) if shadow is not None else None
+            ideal = phases.total / args.time_scale if phases is not None else 0.0
             marks: list[tuple[str, float]] = []
             client.wait_all([f"{prefix}{motor}:Busy", f"{prefix}Busy"], 0, timeout=10)
             result = floor.home_high(client, root, settings, marks=marks)
@@ -110,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             totals["floor"].append((result.wall_s - ideal) * 1000)
     finally:
         ioc.stop()
+        for server in servers:
+            server.stop()
         shutil.rmtree(folder, ignore_errors=True)
     for name, values in totals.items():
         print(f"{name}: wall − ideal {', '.join(f'{v:.1f}' for v in values)} ms "
@@ -193,7 +206,30 @@ def _print_gaps(title: str, events: _Events) -> None:
         print(f"  {what:32} median {statistics.median(values):7.2f} ms over {len(values)}")
 
 
+def _genuine(folder: Path) -> tuple[list, Path, IocProcess]:
+    """The motorSim and simDetector IOCs and bench-ioc -v on them (as bench.py's genuine
+    backend, parts.Backend, with the IOC's debug log)."""
+    import yaml
+
+    import genuine
+    from benches import prepare_axes
+
+    config_path = parts.genuine_config(folder)
+    document = yaml.safe_load(config_path.read_text())
+    servers = [genuine.start_motor_ioc(), genuine.start_ad_ioc()]
+    try:
+        prepare_axes(servers[0], document)
+        ioc = IocProcess(config_path, server_ports=[s.port for s in servers], extra=("-v",))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers, config_path, ioc
+
+
 def _phases(phases, scale: float) -> str:
+    if phases is None:
+        return "no ideal on the genuine bench"
     return ", ".join(f"{name} {getattr(phases, name) / scale * 1000:.1f}"
                      for name in ("seek", "settle", "approach", "center"))
 

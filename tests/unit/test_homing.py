@@ -604,3 +604,59 @@ def test_bad_settings_are_refused_in_words(overrides: dict, message: str) -> Non
         assert motor.calls == []
 
     run_virtual(scenario())
+
+
+def test_margins_grow_with_the_number_of_homings_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Up to ten homings at once the margins are as for one; a hundred sharing the IOC's
+    loop get ten times the margins, clean-up bounds and stall windows (a 100-motor
+    HomeAll failed a third of its motors on the fixed ones)."""
+    from benchioc.engines.homing import procedure
+
+    monkeypatch.setattr(procedure, "_running", 10)
+    assert procedure.load_factor() == 1.0
+    assert procedure._margin() == procedure._TIMEOUT_MARGIN
+    monkeypatch.setattr(procedure, "_running", 100)
+    assert procedure.load_factor() == 10.0
+    assert procedure._margin() == 10 * procedure._TIMEOUT_MARGIN
+    assert procedure._cleanup_timeout() == 10 * procedure._CLEANUP_TIMEOUT
+
+
+def test_the_count_of_homings_at_once_returns_to_zero() -> None:
+    """Counted while running, whether a homing ends homed or failed."""
+    from benchioc.engines.homing import procedure
+
+    seen: list[int] = []
+
+    async def go() -> None:
+        motors = [FakeMotor(f"M{i}") for i in range(3)]
+        watcher = asyncio.ensure_future(asyncio.sleep(0.01))
+        watcher.add_done_callback(lambda _: seen.append(procedure._running))
+        await asyncio.gather(*(run_home(m) for m in motors))
+        _, error = await run_home(FakeMotor("F"), settings=make_settings(lo_lim=40.0, hi_lim=-40.0))
+        assert error is not None
+
+    run_virtual(go())
+    assert seen == [3]
+    assert procedure._running == 0
+
+
+def test_positions_on_the_way_are_reported_at_most_five_times_a_second() -> None:
+    """Each report writes the motor's State, Progress and Message records: the positions
+    passed while seeking and centering go out at most every 0.2 s, the steps always."""
+    from benchioc.engines.homing import procedure
+
+    stamps: list[tuple[float, str]] = []
+
+    async def go() -> None:
+        motor = FakeMotor()
+        loop = asyncio.get_running_loop()
+        await home(motor, HI, make_settings(),
+                   lambda update: stamps.append((loop.time(), update.message)))
+
+    run_virtual(go())
+    on_the_way = [t for t, message in stamps if ", at " in message]
+    assert len(on_the_way) >= 4
+    gaps = [b - a for a, b in zip(on_the_way, on_the_way[1:], strict=False)]
+    assert min(gaps) >= procedure._ROUTINE_REPORT_S - 1e-9
+    assert stamps[-1][1].startswith("A: homed at")

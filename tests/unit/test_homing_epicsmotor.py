@@ -37,7 +37,6 @@ class FakeCA:
         self.failing: dict[str, int] = {}  # pv -> CA error code of its puts
         monkeypatch.setattr(motor_module, "camonitor", self.camonitor)
         monkeypatch.setattr(motor_module, "caput", self.caput)
-        monkeypatch.setattr(motor_module, "caget", self.caget)
         monkeypatch.setattr(motor_module, "connect", self.connect)
         self.opened: list[str] = []
 
@@ -70,9 +69,6 @@ class FakeCA:
         if pv in self.failing:
             raise CANothing(pv, self.failing[pv])
         self.update(pv, value)
-
-    async def caget(self, pvs: list[str], timeout: float = 5.0):
-        return [self.values[pv] for pv in pvs]
 
     def put_names(self) -> list[str]:
         return [f"{pv.removeprefix(ROOT + '.')}={value:g}" for pv, value, _ in self.puts]
@@ -216,14 +212,16 @@ async def test_dial_limits_are_written_in_an_order_that_never_inverts(
     ca: FakeCA, current, new, expected
 ) -> None:
     motor = await connected_motor(ca)
-    ca.values[f"{ROOT}.DLLM"], ca.values[f"{ROOT}.DHLM"] = current  # read, not monitored
+    ca.update(f"{ROOT}.DLLM", current[0])  # the order follows the monitored limits
+    ca.update(f"{ROOT}.DHLM", current[1])
     await motor.set_dial_limits(*new)
     assert ca.put_names() == expected
 
 
 async def test_user_limits_use_hlm_and_llm(ca: FakeCA) -> None:
     motor = await connected_motor(ca)
-    ca.values[f"{ROOT}.LLM"] = ca.values[f"{ROOT}.HLM"] = -3.0
+    ca.update(f"{ROOT}.LLM", -3.0)
+    ca.update(f"{ROOT}.HLM", -3.0)
     await motor.set_user_limits(-40.0, 40.0)
     assert ca.put_names() == ["LLM=-40", "HLM=40"]
 
@@ -247,3 +245,16 @@ async def test_close_stops_monitoring_and_fails_waiters(ca: FakeCA) -> None:
     assert len(seen) == count  # on_change is not called after close
     with pytest.raises(MotorDisconnected):
         await motor.wait_for(lambda s: s.hls, 1.0, "HLS")
+
+
+async def test_an_update_that_changes_nothing_publishes_nothing(ca: FakeCA) -> None:
+    """Each monitor update converts its own field only; a re-post of the same value
+    neither wakes the waiters nor the mirror records."""
+    seen: list[MotorStatus] = []
+    motor = await connected_motor(ca, seen)
+    count = len(seen)
+    ca.update(f"{ROOT}.RBV", 1.5)
+    assert len(seen) == count
+    ca.update(f"{ROOT}.RBV", 1.75)
+    assert len(seen) == count + 1 and motor.status.rbv == 1.75
+    assert motor.status.velo == 10.0 and motor.status.connected

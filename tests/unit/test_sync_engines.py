@@ -276,6 +276,29 @@ def test_dropped_camera_frames_are_counted_in_step_mode(tmp_path: Path) -> None:
     assert list(result.frame_numbers) == [1, 3, 5]
 
 
+def test_step_scan_counts_frames_on_the_monitor_and_reads_the_counter_once(
+        tmp_path: Path) -> None:
+    """Per point no read of ArrayCounter_RBV: the frame monitor the scan follows counts
+    the frames asked for (a read only when one is missing: the test above)."""
+    reads: list[int] = []
+
+    def count_reads(bench: Bench) -> None:
+        read = bench.camera.frame_counter
+
+        async def counted() -> int:
+            reads.append(1)
+            return await read()
+
+        bench.camera.frame_counter = counted  # type: ignore[method-assign]
+
+    _, result = scan(tmp_path, dict(mode=STEP, start=0, end=1, num_points=5,
+                                    frames_per_point=2, exposure=0.01, period=0.02),
+                     setup=count_reads)
+    check_common(result, 5)
+    assert list(result.frame_numbers) == [2, 4, 6, 8, 10]
+    assert len(reads) == 1
+
+
 # --- validation ------------------------------------------------------------------------
 REFUSALS = [
     (dict(mode=STEP, exposure=0.05, period=0.05),

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from aioca import CANothing, Subscription, caget, camonitor, caput, connect
+from aioca import CANothing, Subscription, camonitor, caput, connect
 from epicscorelibs.ca import cadef
 
 from ..engines.motormodel import (
@@ -82,7 +82,10 @@ class EpicsMotor(FeedBackedMotor):
         self.put_timeout = put_timeout
         self.feed = MotorStatusFeed(name, MotorStatus(connected=False))
         self._values: dict[str, Any] = {}
+        # the MotorStatus attributes as converted, updated one field per monitor update
+        self._attributes: dict[str, Any] = {}
         self._connected = dict.fromkeys(_FIELDS, False)
+        self._unconnected = len(_FIELDS)
         self._subscriptions: list[Subscription] = []
         self._all_connected: asyncio.Event | None = None
         self._closed = False
@@ -122,19 +125,40 @@ class EpicsMotor(FeedBackedMotor):
                 f" connected within {timeout:g} s: {', '.join(missing)}")
 
     def _on_value(self, field: str, value: Any) -> None:
+        """One monitor update: only its field is converted, and an update that changes
+        nothing (same value, still connected) publishes nothing. Every update of every
+        field lands here, on the IOC's one loop: a motor record's processing posts
+        several fields at once, and rebuilding the whole status, waking every waiter
+        and the mirror records for each was what made each CA exchange of a homing
+        cost the IOC several times what it costs a bare client."""
         if self._closed:
             return
         if getattr(value, "ok", True):
             self._values[field] = value
-            self._connected[field] = True
+            attribute, convert = _FIELDS[field]
+            try:
+                converted = convert(value)
+            except (TypeError, ValueError):
+                log.warning("%s: %s=%r not understood", self.name, self.pv(field), value)
+                converted = None
+            if not self._connected[field]:
+                self._connected[field] = True
+                self._unconnected -= 1
+            elif converted is not None and self._attributes.get(attribute) == converted:
+                return  # nothing new (e.g. a field re-posted with its old value)
+            if converted is None:
+                self._attributes.pop(attribute, None)
+            else:
+                self._attributes[attribute] = converted
         else:
             if self._connected[field]:
                 log.warning("%s: %s disconnected", self.name, self.pv(field))
-            self._connected[field] = False
+                self._connected[field] = False
+                self._unconnected += 1
         self._refresh()
 
     def _refresh(self) -> None:
-        status = self._build_status()
+        status = self._current_status()
         if self._all_connected is not None:
             if status.connected:
                 self._all_connected.set()
@@ -147,18 +171,11 @@ class EpicsMotor(FeedBackedMotor):
             except Exception:  # a broken display must not stop the monitors
                 log.exception("%s: on_change callback failed", self.name)
 
-    def _build_status(self) -> MotorStatus:
-        values: dict[str, Any] = {}
-        for field, (attribute, convert) in _FIELDS.items():
-            if field in self._values:
-                try:
-                    values[attribute] = convert(self._values[field])
-                except (TypeError, ValueError):
-                    log.warning("%s: %s=%r not understood", self.name, self.pv(field),
-                                self._values[field])
+    def _current_status(self) -> MotorStatus:
+        values = self._attributes
         if "rbv" not in values:
-            values["rbv"] = math.nan  # never seen: no number to show
-        return MotorStatus(connected=all(self._connected.values()), **values)
+            values = {**values, "rbv": math.nan}  # never seen: no number to show
+        return MotorStatus(connected=self._unconnected == 0, **values)
 
     def close(self) -> None:
         """Stop monitoring; waiters see a disconnection, on_change is not called again."""
@@ -168,7 +185,8 @@ class EpicsMotor(FeedBackedMotor):
         self._subscriptions = []
         self._all_connected = None
         self._connected = dict.fromkeys(_FIELDS, False)
-        self.feed.publish(self._build_status())
+        self._unconnected = len(_FIELDS)
+        self.feed.publish(self._current_status())
 
     # --- HomingMotor protocol -----------------------------------------------------------
     async def _put(self, field: str, value: Any, wait: bool, timeout: float | None = None) -> None:
@@ -231,16 +249,33 @@ class EpicsMotor(FeedBackedMotor):
         await self._set_limits(("LLM", "HLM"), llm, hlm)
 
     async def _set_limits(self, fields: tuple[str, str], low: float, high: float) -> None:
+        """Both limits in the order that never inverts the range, as two plain puts sent
+        together, then their monitors.
+
+        The order comes from the monitored limits: nothing else writes them during a
+        homing but the homing itself, which waits for each write's monitor (the
+        calibration's change of OFF moves LLM/HLM too, and its readback is waited for
+        after those monitors). CA delivers a client's requests on one circuit in order,
+        so the record takes the two writes in the order sent; only the confirmation
+        needs waiting for."""
         if low > high:  # only when restoring a record that came that way
             log.warning("%s: writing inverted limits %s=%g > %s=%g", self.name, fields[0],
                         low, fields[1], high)
-        current = await self._read_pair(fields)
-        for which in limit_order(current, (low, high)):
-            field, value = (fields[0], low) if which == "low" else (fields[1], high)
-            # A put-callback to a limit field completes only when the record is done,
-            # DMOV=1: never, on an axis that ignores STOP. A plain put and its monitor
-            # tell us the value is in, whatever the axis does.
+        status = self.status
+        if not status.connected:
+            raise MotorDisconnected(
+                f"{self.name}: motor record {self.pv_root} not connected; cannot write"
+                f" {self.pv(fields[0])}, {self.pv(fields[1])}")
+        current = (getattr(status, _FIELDS[fields[0]][0]),
+                   getattr(status, _FIELDS[fields[1]][0]))
+        # A put-callback to a limit field completes only when the record is done,
+        # DMOV=1: never, on an axis that ignores STOP. A plain put and its monitor
+        # tell us the value is in, whatever the axis does.
+        writes = [(fields[0], low) if which == "low" else (fields[1], high)
+                  for which in limit_order(current, (low, high))]
+        for field, value in writes:
             await self._put(field, value, wait=False)
+        for field, value in writes:
             await self._wait_field(field, value)
 
     async def _wait_field(self, field: str, value: float) -> None:
@@ -248,21 +283,6 @@ class EpicsMotor(FeedBackedMotor):
         await self.wait_for(
             lambda s: math.isclose(getattr(s, attribute), value, rel_tol=1e-9, abs_tol=1e-9),
             self.put_timeout, f"{self.pv(field)} to read {value:g}")
-
-    async def _read_pair(self, fields: tuple[str, str]) -> tuple[float, float]:
-        """Read the limits now: the monitored ones may lag a write made a moment ago."""
-        pvs = [self.pv(field) for field in fields]
-        if not self.status.connected:
-            # a caget would wait out put_timeout for a record we know is gone, holding
-            # a failed homing's clean-up (and its Failed report) for that long
-            raise MotorDisconnected(
-                f"{self.name}: motor record {self.pv_root} not connected; cannot read"
-                f" {', '.join(pvs)}")
-        try:
-            low, high = await caget(pvs, timeout=self.put_timeout)
-        except CANothing as error:
-            raise MotorError(f"{self.name}: cannot read {', '.join(pvs)}: {error}") from None
-        return float(low), float(high)
 
     async def move(self, value: float, timeout: float) -> None:
         """VAL=value with put-callback: returns when the record reports the move done."""

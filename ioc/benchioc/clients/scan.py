@@ -447,7 +447,11 @@ class EpicsMotorSync:
             raise TimeoutError(str(error)) from None
 
     async def read_position(self) -> float:
-        return float(await _get(self.motor.pv("RBV")))
+        """The monitored readback, no CA read: the scan engines ask for it after a
+        move(), which returns only once the DMOV=1 monitor is in, and the record posts
+        DMOV after the move's last RBV, so the monitor holds the readback the record
+        holds (checked on motorSim by tests/integration/test_sync_ca.py[genuine])."""
+        return self.motor.status.rbv
 
     async def stop(self) -> None:
         await self.motor.stop()

@@ -68,6 +68,32 @@ _CREEP_MIN_STEPS_S = 10  # never slower than this many motor steps a second
 _CREEP_RUN_S = 0.5
 _BACKOFF_TRIES = 5  # the back-off distance doubles each time: up to 16x
 _SWITCH_RELEASE_S = 0.5  # for the switch's monitor after a back-off move ended
+# The positions passed on the way (routine reports: seeking, homing, centering) at most
+# this often: each report writes the motor's State, Progress and Message records, and at
+# every 1 % of progress a homing made about 35 of them (3,500 in a 100-motor HomeAll).
+_ROUTINE_REPORT_S = 0.2
+# Every homing of an IOC shares its one event loop and one CA circuit per motor IOC: a
+# hundred motors homing at once (HomeAll) post monitors faster than a loaded machine
+# delivers them, and replies then arrive seconds late. The margins, clean-up bounds and
+# stall windows above are for up to this many homings at once, and grow in proportion
+# beyond (a 100-motor HomeAll on two loaded cores failed a third of its motors on the
+# fixed ones: moves "not finished", stalls "seen" on a motor already on its switch).
+_HOMINGS_PER_MARGIN = 10
+_running = 0  # homings in progress in this process
+
+
+def load_factor() -> float:
+    """How much longer than alone a CA exchange may take now: 1 up to
+    _HOMINGS_PER_MARGIN homings at once, in proportion above."""
+    return max(1.0, _running / _HOMINGS_PER_MARGIN)
+
+
+def _margin() -> float:
+    return _TIMEOUT_MARGIN * load_factor()
+
+
+def _cleanup_timeout() -> float:
+    return _CLEANUP_TIMEOUT * load_factor()
 
 
 def _fault(status: MotorStatus) -> str | None:
@@ -136,12 +162,18 @@ class _Procedure:
         self.backed_off = 0.0  # how far back from the trip the switch released
         self.final_limits_set = False
         self.acted = False  # nothing to undo until the first write to the motor
+        self._routine_at = -math.inf  # loop time of the last routine report
 
     # --- reporting ------------------------------------------------------------------
     def report(self, state: HomingState, message: str, progress: float | None = None,
                *, routine: bool = False) -> None:
         """Tell the subscribers; the log at INFO gets what happened, the positions passed
-        on the way (routine) only at DEBUG."""
+        on the way (routine) only at DEBUG, and at most every _ROUTINE_REPORT_S."""
+        if routine:
+            now = self.loop_time
+            if now - self._routine_at < _ROUTINE_REPORT_S:
+                return  # the next one carries the progress made meanwhile
+            self._routine_at = now
         self.state = state
         if progress is not None:
             self.progress = max(self.progress, min(progress, 100.0))
@@ -234,13 +266,18 @@ class _Procedure:
     def seek_timeout(self, status: MotorStatus) -> float:
         if self.settings.seek_timeout > 0:
             return self.settings.seek_timeout
-        return self.settings.travel * 1.5 / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN
+        return self.settings.travel * 1.5 / status.jvel + 2 * status.accl + _margin()
 
     def stall_distance(self, speed: float) -> float:
         """Less than this in stall_time at `speed` (JVEL, HVEL) is a stall."""
         if self.settings.stall_distance > 0:
             return self.settings.stall_distance
         return 0.05 * speed * self.settings.stall_time
+
+    def stall_window(self) -> float:
+        """How long the motor may show less than stall_distance before it is a stall:
+        stall_time, longer while many homings share the loop (load_factor)."""
+        return self.settings.stall_time * load_factor()
 
     async def seek(self) -> None:
         d = self.direction
@@ -272,7 +309,7 @@ class _Procedure:
         """The status goes on showing DMOV=1 until the record's reply to the jog arrives."""
         d = self.direction
         status = self.status
-        limit = min(deadline - self.loop_time, self.settings.stall_time + status.accl)
+        limit = min(deadline - self.loop_time, self.stall_window() + status.accl)
         try:
             return await self.motor.wait_for(
                 lambda s: not s.dmov or s.on_switch(d) or _fault(s) is not None,
@@ -303,7 +340,7 @@ class _Procedure:
             now = self.loop_time
             if now >= deadline:
                 raise self.seek_timed_out(timeout, status)
-            until = min(deadline, reference_time + self.settings.stall_time)
+            until = min(deadline, reference_time + self.stall_window())
             ref = reference
 
             def moved_or_ended(s: MotorStatus, ref: float = ref) -> bool:
@@ -322,7 +359,7 @@ class _Procedure:
                     raise self.seek_timed_out(timeout, status) from None
                 raise self.error(
                     f"motor stalled at {status.fmt(status.rbv)}: it moved less than"
-                    f" {status.fmt(stall_distance)} in {self.settings.stall_time:g} s while"
+                    f" {status.fmt(stall_distance)} in {self.stall_window():.3g} s while"
                     f" jogging at {status.jvel:g} {status.speed_unit}"
                 ) from None
             if abs(status.rbv - reference) > stall_distance:
@@ -333,7 +370,7 @@ class _Procedure:
         """DMOV=1 without the switch: give the switch's own monitor update a moment (the
         fields are separate channels), then call it an early stop."""
         d = self.direction
-        grace = min(1.0, self.settings.stall_time)
+        grace = min(1.0, self.settings.stall_time) * load_factor()
         with contextlib.suppress(MotorTimeout):
             return await self.motor.wait_for(
                 lambda s: s.on_switch(d) or _fault(s) is not None, grace, f"the {d.switch_name}"
@@ -401,7 +438,7 @@ class _Procedure:
         """Worst case: to the far limit switch and all the way back, at HVEL."""
         if self.settings.seek_timeout > 0:
             return self.settings.seek_timeout
-        return 2 * self.settings.travel * 1.5 / status.hvel + 4 * status.accl + _TIMEOUT_MARGIN
+        return 2 * self.settings.travel * 1.5 / status.hvel + 4 * status.accl + _margin()
 
     async def home_routine(self) -> None:
         """HOMF/HOMR, then wait until the controller is at rest with home found."""
@@ -415,7 +452,7 @@ class _Procedure:
             f"homing with {field} at {status.hvel:g} {status.speed_unit} (the controller's"
             f" home routine)"), _SEEK_START)
         await self.motor.start_home(self.direction)
-        limit = min(timeout, self.settings.stall_time + status.accl)
+        limit = min(timeout, self.stall_window() + status.accl)
         try:
             # the record takes the command: DMOV=0 (the first MSTA may still show the last
             # home's HOMED; DONE is clear in it, and only a later DMOV=1 ends the wait)
@@ -451,7 +488,7 @@ class _Procedure:
                 raise self.error(f"home not found by {field} within {timeout:.3g} s (travel"
                                  f" {self.settings.travel:g} {status.egu} at {status.hvel:g}"
                                  f" {status.speed_unit}; now at {status.fmt(status.rbv)})")
-            until = min(deadline, reference_time + self.settings.stall_time)
+            until = min(deadline, reference_time + self.stall_window())
             ref = reference
 
             def moved_or_ended(s: MotorStatus, ref: float = ref) -> bool:
@@ -467,7 +504,7 @@ class _Procedure:
                 raise self.error(
                     f"motor stalled at {status.fmt(status.rbv)} while homing with {field}: it"
                     f" moved less than {status.fmt(stall_distance)} in"
-                    f" {self.settings.stall_time:g} s") from None
+                    f" {self.stall_window():.3g} s") from None
             if abs(status.rbv - reference) > stall_distance:
                 reference, reference_time = status.rbv, self.loop_time
                 # the way home is unknown (it may run to a limit switch and back): the
@@ -527,7 +564,7 @@ class _Procedure:
             with contextlib.suppress(MotorTimeout):  # the switch's monitor may lag the move
                 status = await self.motor.wait_for(
                     lambda s: not s.on_switch(d) or _fault(s) is not None,
-                    _SWITCH_RELEASE_S, f"the {d.switch_name} to release")
+                    _SWITCH_RELEASE_S * load_factor(), f"the {d.switch_name} to release")
             status = self.status
             self.raise_on_fault(status)
             if not status.on_switch(d):
@@ -552,7 +589,7 @@ class _Procedure:
             f"approaching the {d.switch_name} at {status.jvel:g} {status.speed_unit}"))
         distance = self.backed_off + abs(status.rbv - status.val)
         await self.jog_onto_switch(
-            3 * distance / status.jvel + 2 * status.accl + _TIMEOUT_MARGIN)
+            3 * distance / status.jvel + 2 * status.accl + _margin())
         self.report(HomingState.SEEKING, self.say(
             f"reached the {d.switch_name} at {status.jvel:g} {status.speed_unit}"), _APPROACHED)
 
@@ -598,7 +635,7 @@ class _Procedure:
     def settle_grace(self) -> float:
         """How long a controller may take to come to rest on the switch on its own:
         a deceleration and a return at speed (measured on motorSim: 0.6 s)."""
-        return min(self.settings.settle_timeout, 2 * self.status.accl + 1.0)
+        return min(self.settings.settle_timeout, (2 * self.status.accl + 1.0) * load_factor())
 
     async def calibrate(self) -> None:
         """SYNC (VAL takes the readback), then SET, VAL = the calibrated position, USE."""
@@ -636,7 +673,7 @@ class _Procedure:
     def move_timeout(self, status: MotorStatus, distance: float) -> float:
         if self.settings.move_timeout > 0:
             return self.settings.move_timeout
-        return distance * 1.5 / status.velo + 2 * status.accl + _TIMEOUT_MARGIN
+        return distance * 1.5 / status.velo + 2 * status.accl + _margin()
 
     async def center(self) -> None:
         center = self.settings.center
@@ -730,7 +767,7 @@ class _Procedure:
         if not self.acted:
             return problems  # refused in preflight: the motor may be someone else's move
         try:
-            await asyncio.wait_for(self.motor.stop(), _CLEANUP_TIMEOUT)
+            await asyncio.wait_for(self.motor.stop(), _cleanup_timeout())
         except Exception as error:  # clean-up goes on whatever broke
             problems.append(f"STOP failed ({_reason(error)})")
         else:
@@ -738,13 +775,13 @@ class _Procedure:
         if self.saved_jvel is not None:
             jvel = self.saved_jvel
             try:
-                await asyncio.wait_for(self.restore_jog_speed(), _CLEANUP_TIMEOUT)
+                await asyncio.wait_for(self.restore_jog_speed(), _cleanup_timeout())
             except Exception as error:
                 problems.append(f"jog speed NOT restored to JVEL={jvel:g} ({_reason(error)})")
         if self.saved_dial_limits is not None and not self.final_limits_set:
             dllm, dhlm = self.saved_dial_limits
             try:
-                await asyncio.wait_for(self.motor.set_dial_limits(dllm, dhlm), _CLEANUP_TIMEOUT)
+                await asyncio.wait_for(self.motor.set_dial_limits(dllm, dhlm), _cleanup_timeout())
             except Exception as error:
                 problems.append(
                     f"soft limits NOT restored to DLLM={dllm:g} DHLM={dhlm:g} ({_reason(error)})"
@@ -758,7 +795,7 @@ class _Procedure:
             # the readbacks are frozen: waiting would only tell us about the past
             return ["STOP sent but not confirmed: the controller reports a communication"
                     " error (MSTA COMM_ERR), check the axis at the controller"]
-        timeout = max(self.status.accl, 0.0) + _TIMEOUT_MARGIN
+        timeout = max(self.status.accl, 0.0) + _margin()
         try:
             await self.motor.wait_for(lambda s: s.dmov, timeout, "the motor to stop")
         except MotorTimeout:
@@ -795,7 +832,7 @@ async def _run_to_end(operation: Awaitable[T]) -> tuple[T, bool]:
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, TimeoutError | asyncio.TimeoutError):
-        return f"no reply within {_CLEANUP_TIMEOUT:g} s"
+        return f"no reply within {_cleanup_timeout():.3g} s"
     return str(error) or type(error).__name__
 
 
@@ -811,7 +848,9 @@ async def home(
     cancellation (abort) the motor is stopped, the soft limits are restored (unless the
     new ones were already set), FAILED or ABORTED is reported with the reason, and the
     exception propagates."""
+    global _running
     procedure = _Procedure(motor, direction, settings, report)
+    _running += 1
     try:
         await procedure.run()
     except asyncio.CancelledError:
@@ -837,3 +876,5 @@ async def home(
         if failure is error:
             raise
         raise failure from error
+    finally:
+        _running -= 1

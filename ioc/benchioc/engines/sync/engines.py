@@ -46,6 +46,9 @@ ARM_TIMEOUT_S = 5.0
 # How long the frame monitor may lag behind the camera's put-callback (CA monitors and
 # put replies travel separately through a server).
 FRAME_CATCH_UP_S = 2.0
+# How long a step waits for the frame monitor to count the frames it asked for before
+# it reads ArrayCounter_RBV to learn the truth (a frame lost, or a monitor late).
+FRAME_MONITOR_GRACE_S = 0.25
 
 
 class ScanFailed(RuntimeError):
@@ -147,15 +150,31 @@ async def run_step(ctx: ScanContext) -> None:
     collector = FrameCollector()
     unsubscribe = ctx.camera.watch_frames(collector)
     try:
+        # one read of the frame counter a scan; each point then counts on from it with
+        # the frame monitor
+        counted = await ctx.camera.frame_counter()
         ctx.running()
         for index, target in enumerate(plan.set_positions):
-            await _step_point(ctx, collector, index, float(target))
+            counted = await _step_point(ctx, collector, index, float(target), counted)
     finally:
         unsubscribe()
 
 
+async def _frames_after(ctx: ScanContext, collector: FrameCollector, before: int) -> int:
+    """The camera's frame counter once the point's frames are in: from the monitor when
+    it counts all the frames asked for, else (a frame lost, or the monitor late) read."""
+    wanted = before + ctx.settings.frames_per_point
+    if await collector.wait_for_number(wanted, FRAME_MONITOR_GRACE_S):
+        return collector.frames[-1].number
+    after = await ctx.camera.frame_counter()
+    if after > before:
+        await collector.wait_for_number(after, FRAME_CATCH_UP_S)
+    return after
+
+
 async def _step_point(ctx: ScanContext, collector: FrameCollector, index: int,
-                      target: float) -> None:
+                      target: float, before: int) -> int:
+    """One point; returns the camera's frame counter after it."""
     s, tally = ctx.settings, ctx.tally
     try:
         await ctx.motor.move(target, ctx.move_timeout(target))
@@ -165,16 +184,13 @@ async def _step_point(ctx: ScanContext, collector: FrameCollector, index: int,
     if s.settle_time > 0:
         await asyncio.sleep(s.settle_time)
     position = await ctx.motor.read_position()
-    before = await ctx.camera.frame_counter()
     started = time.time()
     try:
         await ctx.camera.acquire(s.frames_per_point * s.period * 2 + ACQUIRE_MARGIN_S)
     except TimeoutError:
         raise ScanFailed(f"camera {ctx.camera.prefix} did not finish {s.frames_per_point} "
                          f"frame(s) at point {index + 1}") from None
-    after = await ctx.camera.frame_counter()
-    if after > before:
-        await collector.wait_for_number(after, FRAME_CATCH_UP_S)
+    after = await _frames_after(ctx, collector, before)
     frames = collector.since(before)
     got = max(after - before, 0)
     tally.triggers += s.frames_per_point
@@ -188,6 +204,7 @@ async def _step_point(ctx: ScanContext, collector: FrameCollector, index: int,
     tally.point = index + 1
     tally.progress = 100.0 * tally.point / s.num_points
     ctx.report()
+    return after
 
 
 # --- Cont ------------------------------------------------------------------------------
