@@ -1,11 +1,15 @@
 """What the IOC keeps across its own restarts: per motor, whether it was homed, when, the
 calibration that homing left (homing.calibration), and the soft limits a running homing
 had disabled. One JSON file in the config's autosave directory, written atomically on
-every change, so an IOC killed at any moment comes back knowing what it knew. No softioc
-here: files and engines only."""
+every change of state, so an IOC killed at any moment comes back knowing what it knew.
+Where a homed motor came to rest is written at most once a second (a step scan brings
+it to rest at every point, and each write costs the IOC's loop a few ms); an IOC killed
+before that write finds the motor elsewhere than saved and does not restore Homed,
+which is the safe side. No softioc here: files and engines only."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,6 +26,7 @@ from ..engines.motormodel import MotorStatus
 log = logging.getLogger(__name__)
 
 STATE_FILE = "homing-state.json"
+REST_SAVE_DELAY_S = 1.0  # a rest position waits this long for the next before it is saved
 
 
 class HomingStateStore:
@@ -30,6 +35,7 @@ class HomingStateStore:
     def __init__(self, directory: Path, file_mode: int | None = None) -> None:
         self.path = directory / STATE_FILE
         self.file_mode = file_mode  # the config's data.file_mode
+        self._pending: asyncio.TimerHandle | None = None  # a rest position to save
         self.data: dict[str, dict[str, Any]] = {}
         try:
             self.data = json.loads(self.path.read_text())
@@ -75,9 +81,27 @@ class HomingStateStore:
         if saved is None or abs(saved.dial - dial) <= resolution:
             return
         self.data[motor]["calibration"] = saved.at_rest(dial).to_json()
-        self._write()
+        self._write_soon()
+
+    def _write_soon(self) -> None:
+        if self._pending is not None:
+            return  # the write already planned takes this change too
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a tool, a test): now
+            self._write()
+            return
+        self._pending = loop.call_later(REST_SAVE_DELAY_S, self.flush)
+
+    def flush(self) -> None:
+        """Write what waits to be written (the IOC calls it on the way out)."""
+        if self._pending is not None:
+            self._write()
 
     def _write(self) -> None:
+        if self._pending is not None:  # this write takes the waiting rest position too
+            self._pending.cancel()
+            self._pending = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         cfg.atomic_write(self.path, json.dumps(self.data, indent=2) + "\n",
                          mode=self.file_mode)

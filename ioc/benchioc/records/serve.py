@@ -118,6 +118,7 @@ async def stop_all(bench: Bench, grace: float = 5.0) -> None:
     if bench.homing is not None and bench.homing.busy:
         await _abort_homing(bench.homing, grace)
     await bench.tasks.cancel_all()
+    bench.store.flush()
     for binding in bench.motors.values():
         binding.close()
 
