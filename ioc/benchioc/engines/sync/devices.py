@@ -53,9 +53,9 @@ class SyncMotor(Protocol):
         ...
 
     async def read_position(self) -> float:
-        """The readback as the record holds it now. A read, not the monitor: a genuine
-        motor record may complete a move's put-callback before its last readback
-        update has arrived."""
+        """The readback as the record holds it now, after move() returned. (A genuine
+        motor record may complete a move's put-callback before its last readback update
+        has arrived; move() returns only once DMOV=1 is in, which comes after it.)"""
         ...
 
     async def stop(self) -> None: ...
