@@ -427,7 +427,10 @@ def test_a_shell_script_runs_scans_one_after_another(ioc):
     for path in (first, second):
         with h5py.File(path) as h5:
             assert h5["entry/outcome"].asstr()[()] == "Done"
-            durations.append(float(h5["entry/duration"][()]))
+            # start and end to the ms (duration is NXentry's whole seconds)
+            start, end = (dt.datetime.fromisoformat(h5[f"entry/{key}"].asstr()[()])
+                          for key in ("start_time", "end_time"))
+            durations.append((end - start).total_seconds())
     assert elapsed >= sum(durations)  # each caput waited for its scan
 
 

@@ -192,24 +192,6 @@ def test_home_all_summary_names_the_motor_that_failed_and_why() -> None:
     run_virtual(scenario())
 
 
-def test_home_all_tells_its_subscribers_only_what_changed() -> None:
-    """Each motor reports progress a dozen times a homing; the bench's subscribers (the
-    IOC's summary records) hear only when busy, all_homed or the message changed."""
-    async def scenario() -> None:
-        motors, bench = bench_of(3)
-        updates: list[BenchUpdate] = []
-        bench.subscribe(updates.append)
-        reports: list[int] = []
-        for homing in bench.motors.values():
-            homing.subscribe(lambda _update: reports.append(1))
-        assert await bench.home_all(HI) == {"A": True, "B": True, "C": True}
-        assert all(a != b for a, b in zip(updates, updates[1:], strict=False))
-        assert len(updates) <= 4 < len(reports)
-        assert updates[-1] == BenchUpdate(busy=False, all_homed=True, message=bench.message)
-
-    run_virtual(scenario())
-
-
 def test_abort_all_stops_the_running_and_never_starts_the_queued() -> None:
     async def scenario() -> None:
         motors, bench = bench_of(3, max_parallel=1)

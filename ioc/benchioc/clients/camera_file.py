@@ -15,9 +15,10 @@ import asyncio
 import logging
 from typing import Any
 
-from aioca import DBR_CHAR_STR, CANothing, caget, camonitor, caput
+from aioca import DBR_CHAR_STR, CANothing, camonitor
 
 from ..engines.sync.devices import DeviceError, WrittenFile
+from .ca import caget, caput
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,8 @@ class CaFilePlugin:
         subscription = camonitor(self.pv("Capture_RBV"), check, datatype=int,
                                  notify_disconnect=True)
         try:
-            await asyncio.wait_for(reached.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see clients/ca.py
+                await reached.wait()
         finally:
             subscription.close()
 

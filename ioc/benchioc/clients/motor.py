@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from aioca import CANothing, Subscription, camonitor, caput, connect
+from aioca import CANothing, Subscription, camonitor, connect
 from epicscorelibs.ca import cadef
 
 from ..engines.motormodel import (
@@ -31,6 +31,7 @@ from ..engines.motormodel import (
     MotorTimeout,
     limit_order,
 )
+from .ca import caput
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ class EpicsMotor(FeedBackedMotor):
             await connect([self.pv(field) for field in WRITE_ONLY_FIELDS], wait=False)
             log.debug("%s: monitoring %d fields of %s", self.name, len(_FIELDS), self.pv_root)
         try:
-            await asyncio.wait_for(self._all_connected.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see clients/ca.py
+                await self._all_connected.wait()
         except TimeoutError:
             raise MotorDisconnected(self._missing_words(timeout)) from None
 

@@ -25,9 +25,7 @@ from aioca import (
     FORMAT_TIME,
     CANothing,
     Subscription,
-    caget,
     camonitor,
-    caput,
 )
 
 from ..engines.lease import Holder, MotorLeases
@@ -35,6 +33,7 @@ from ..engines.motormodel import MotorTimeout
 from ..engines.sync.controller import SCAN, DataTarget, FlatPlace, SyncController
 from ..engines.sync.devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
 from ..engines.sync.model import MotorSnapshot
+from .ca import caget, caput
 from .camera_file import CaFilePlugin, plugin_prefix
 
 if TYPE_CHECKING:
@@ -73,7 +72,8 @@ async def _get(pv: str, timeout: float = PUT_TIMEOUT_S, **kwargs: Any) -> Any:
 async def _put_callback(pv: str, value: Any, timeout: float) -> None:
     """A put-callback that may last long; TimeoutError when it does not end in time."""
     try:
-        await asyncio.wait_for(caput(pv, value, wait=True, timeout=None), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: see clients/ca.py
+            await caput(pv, value, wait=True, timeout=None)
     except CANothing as error:
         raise DeviceError(f"{pv} did not accept {value!r}: {error}") from None
 
@@ -270,7 +270,8 @@ class CaCamera:
         subscription = camonitor(self.pv("Acquire_RBV"), check, datatype=int,
                                  notify_disconnect=True)
         try:
-            await asyncio.wait_for(reached.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see clients/ca.py
+                await reached.wait()
         finally:
             subscription.close()
 

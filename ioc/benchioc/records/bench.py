@@ -70,6 +70,7 @@ class Bench(Announcing):
     sync: SyncScope | None = None
     board: MessageBoard | None = None
     summary_listeners: list[Callable[[], None]] = field(default_factory=list)
+    _last_summary: tuple[int, int] | None = None  # (Busy, AllHomed) as last written
     # what this IOC wrote to its config file lately: the follower must not take its own
     # earlier save, read while a later put is being saved, for an outside edit
     own_texts: deque[str] = field(default_factory=lambda: deque(maxlen=16))
@@ -122,9 +123,15 @@ class Bench(Announcing):
         publish(BenchRecords.all(), self.record, values)
 
     def update_summary(self) -> None:
+        """Busy and AllHomed, after any homing's update; nothing is written (and nobody
+        told) when neither changed: every progress report of every motor comes here."""
         homings = [binding.homing for binding in self.motors.values() if binding.homing]
-        self.publish(busy=int(any(h.busy for h in homings)),
-                     all_homed=int(bool(homings) and all(b.homed for b in self.motors.values())))
+        summary = (int(any(h.busy for h in homings)),
+                   int(bool(homings) and all(b.homed for b in self.motors.values())))
+        if summary == self._last_summary:
+            return
+        self._last_summary = summary
+        self.publish(busy=summary[0], all_homed=summary[1])
         for listener in list(self.summary_listeners):
             listener()
 

@@ -158,7 +158,6 @@ class BenchHoming:
         self._running = False
         self._abort_requested = False
         self._subscribers: list[Callable[[BenchUpdate], None]] = []
-        self._last_update: BenchUpdate | None = None
         for homing in self.motors.values():
             homing.subscribe(lambda _update: self._notify())
 
@@ -173,18 +172,17 @@ class BenchHoming:
         )
 
     def subscribe(self, callback: Callable[[BenchUpdate], None]) -> None:
-        """callback(BenchUpdate) whenever busy, all_homed or the message changed."""
+        """callback(BenchUpdate) after every change of any motor's homing."""
         self._subscribers.append(callback)
 
     def _notify(self) -> None:
-        """Tell the subscribers when busy, all_homed or the message changed. Every
-        progress report of every motor comes through here: during a HomeAll of a
-        hundred motors, passing each on (the IOC rewrites its bench summary for each)
-        cost the IOC's loop as much as the homings themselves."""
+        """Tell the subscribers after every change of any motor's homing. Every progress
+        report comes through here: a subscriber that derives something of its own (the
+        IOC's bench summary reads each motor) keeps its work small when nothing it shows
+        changed (records/bench.py). Not filtered here: what a subscriber derives can
+        change while busy, all_homed and the message stay as they were (Busy when the
+        first motor starts, after HomeAll itself made the bench busy)."""
         update = BenchUpdate(self.busy, self.all_homed, self.message)
-        if update == self._last_update:
-            return
-        self._last_update = update
         for callback in list(self._subscribers):
             try:
                 callback(update)

@@ -116,7 +116,6 @@ class _Run:
     context: ScanContext | None = None
     frames_file: str = ""  # the camera's file for this scan, once armed
     references: References = field(default_factory=References)
-    data_baseline: int | None = None  # the camera's frame counter before the data frames
     task: asyncio.Task | None = None
     abort_requested: bool = False
     scan_id: str = field(default_factory=datafile.new_scan_id)
@@ -230,7 +229,8 @@ class SyncController:
                 return
             change.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(change.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: see clients/ca.py
+                    await change.wait()
 
     # --- settings and preview ------------------------------------------------------------
     def update(self, **changes: Any) -> Preview:
@@ -441,7 +441,6 @@ class SyncController:
         try:
             await self._arm_writer(run)
             run.references = await take_references(ctx, self._flat_motion())
-            run.data_baseline = await self.camera.frame_counter()
             await run_scan(ctx)
         except asyncio.CancelledError:
             task = asyncio.current_task()
@@ -558,7 +557,7 @@ class SyncController:
                                           position_units=run.plan.units)
         frames = None
         if written is not None:
-            frames = per_frame(run.references, run.data_baseline, arrays, written)
+            frames = per_frame(run.references, ctx.tally.frame_baseline, arrays, written)
         try:
             path = await asyncio.to_thread(datafile.write_scan_file, self.data.directory,
                                            self.data.name, metadata, scan_arrays,

@@ -65,6 +65,9 @@ class Tally:
     missed_frames: int = 0
     triggers: int = 0
     progress: float = 0.0
+    # the camera's frame counter before the first data frame, where an engine read it
+    # (Step: a point's frames are those numbered after the previous point's)
+    frame_baseline: int | None = None
 
 
 class ScanContext:
@@ -126,7 +129,8 @@ class FrameCollector:
                 return False
             self._changed.clear()
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: see clients/ca.py
+                    await self._changed.wait()
             except TimeoutError:
                 return False
         return True
@@ -152,7 +156,7 @@ async def run_step(ctx: ScanContext) -> None:
     try:
         # one read of the frame counter a scan; each point then counts on from it with
         # the frame monitor
-        counted = await ctx.camera.frame_counter()
+        counted = ctx.tally.frame_baseline = await ctx.camera.frame_counter()
         ctx.running()
         for index, target in enumerate(plan.set_positions):
             counted = await _step_point(ctx, collector, index, float(target), counted)
@@ -429,7 +433,8 @@ async def _wait_for_start(ctx: ScanContext, watch: StartWatch, sweep: asyncio.Ta
     while not too_late and (delay := watch.delay()) > 0:
         watch.updated.clear()
         try:
-            await asyncio.wait_for(watch.updated.wait(), delay)
+            async with asyncio.timeout(delay):  # not wait_for: see clients/ca.py
+                await watch.updated.wait()
         except TimeoutError:
             break
     if retry and (too_late or not watch.pair_at_speed) and _longer_run_up_known(ctx):

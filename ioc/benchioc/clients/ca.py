@@ -1,0 +1,34 @@
+"""caget and caput whose deadline is kept by asyncio.timeout rather than by aioca.
+
+aioca keeps a request's timeout with asyncio.wait_for, which on Python 3.11 loses a
+cancellation that arrives as the request completes: the caller carries on as if it had
+never been cancelled. An abort (a homing or a scan is cancelled) meeting a put that had
+just completed was lost that way, and the homing went on seeking (seen once the homing
+sent its two soft-limit puts back to back). asyncio.timeout does not lose it. Same
+signature as aioca's, same CANothing(ECA_TIMEOUT) when the deadline passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aioca
+from aioca import CANothing
+from epicscorelibs.ca import cadef
+
+
+async def caput(pv: str, value: Any, *, timeout: float | None, **kwargs: Any) -> Any:
+    try:
+        async with asyncio.timeout(timeout):
+            return await aioca.caput(pv, value, timeout=None, **kwargs)
+    except TimeoutError:
+        raise CANothing(pv, cadef.ECA_TIMEOUT) from None
+
+
+async def caget(pv: str, *, timeout: float | None, **kwargs: Any) -> Any:
+    try:
+        async with asyncio.timeout(timeout):
+            return await aioca.caget(pv, timeout=None, **kwargs)
+    except TimeoutError:
+        raise CANothing(pv, cadef.ECA_TIMEOUT) from None
