@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 import aioca
-from aioca import CANothing
+from aioca import CANothing, camonitor
 from epicscorelibs.ca import cadef
 
 
@@ -32,3 +32,20 @@ async def caget(pv: str, *, timeout: float | None, **kwargs: Any) -> Any:
             return await aioca.caget(pv, timeout=None, **kwargs)
     except TimeoutError:
         raise CANothing(pv, cadef.ECA_TIMEOUT) from None
+
+
+async def wait_for_int(pv: str, wanted: int, timeout: float) -> None:
+    """Until the PV's monitor reads `wanted` (an enum's index, a count); TimeoutError if
+    it does not within timeout."""
+    reached = asyncio.Event()
+
+    def check(value: Any) -> None:
+        if value.ok and int(value) == wanted:
+            reached.set()
+
+    subscription = camonitor(pv, check, datatype=int, notify_disconnect=True)
+    try:
+        async with asyncio.timeout(timeout):
+            await reached.wait()
+    finally:
+        subscription.close()

@@ -11,14 +11,13 @@ on that channel meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from aioca import DBR_CHAR_STR, CANothing, camonitor
+from aioca import DBR_CHAR_STR, CANothing
 
 from ..engines.sync.devices import DeviceError, WrittenFile
-from .ca import caget, caput
+from .ca import caget, caput, wait_for_int
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +116,7 @@ class CaFilePlugin:
             raise DeviceError(f"{self.pv('Capture')} did not accept 0: {error}") from None
 
     async def _wait_capture(self, wanted: int, timeout: float) -> None:
-        reached = asyncio.Event()
-
-        def check(value: Any) -> None:
-            if value.ok and int(value) == wanted:
-                reached.set()
-
-        subscription = camonitor(self.pv("Capture_RBV"), check, datatype=int,
-                                 notify_disconnect=True)
-        try:
-            async with asyncio.timeout(timeout):  # not wait_for: see clients/ca.py
-                await reached.wait()
-        finally:
-            subscription.close()
+        await wait_for_int(self.pv("Capture_RBV"), wanted, timeout)
 
     async def _write_message(self) -> str:
         try:

@@ -33,7 +33,7 @@ from ..engines.motormodel import MotorTimeout
 from ..engines.sync.controller import SCAN, DataTarget, FlatPlace, SyncController
 from ..engines.sync.devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
 from ..engines.sync.model import MotorSnapshot
-from .ca import caget, caput
+from .ca import caget, caput, wait_for_int
 from .camera_file import CaFilePlugin, plugin_prefix
 
 if TYPE_CHECKING:
@@ -261,19 +261,7 @@ class CaCamera:
 
     async def _wait_acquire_rbv(self, wanted: int, timeout: float) -> None:
         """Until Acquire_RBV reads `wanted` (1 Acquiring, 0 Done); TimeoutError if not."""
-        reached = asyncio.Event()
-
-        def check(value: Any) -> None:
-            if value.ok and int(value) == wanted:
-                reached.set()
-
-        subscription = camonitor(self.pv("Acquire_RBV"), check, datatype=int,
-                                 notify_disconnect=True)
-        try:
-            async with asyncio.timeout(timeout):  # not wait_for: see clients/ca.py
-                await reached.wait()
-        finally:
-            subscription.close()
+        await wait_for_int(self.pv("Acquire_RBV"), wanted, timeout)
 
     async def stop(self) -> None:
         """Acquire=0 as a plain put, then wait until the driver says it stopped.
