@@ -17,6 +17,10 @@ import aioca
 from aioca import CANothing, camonitor
 from epicscorelibs.ca import cadef
 
+from ..engines.sync.devices import DeviceError
+
+DEVICE_TIMEOUT_S = 5.0  # a camera's or trigger box's put or read
+
 
 async def caput(pv: str, value: Any, *, timeout: float | None, **kwargs: Any) -> Any:
     try:
@@ -49,3 +53,20 @@ async def wait_for_int(pv: str, wanted: int, timeout: float) -> None:
             await reached.wait()
     finally:
         subscription.close()
+
+
+async def device_put(pv: str, value: Any, timeout: float = DEVICE_TIMEOUT_S,
+                     **kwargs: Any) -> None:
+    """A put-callback to a camera or box PV; DeviceError in words when it is refused."""
+    try:
+        await caput(pv, value, wait=True, timeout=timeout, **kwargs)
+    except CANothing as error:
+        raise DeviceError(f"{pv} did not accept {value!r}: {error}") from None
+
+
+async def device_get(pv: str, timeout: float = DEVICE_TIMEOUT_S, **kwargs: Any) -> Any:
+    """A read of a camera or box PV; DeviceError in words when it does not answer."""
+    try:
+        return await caget(pv, timeout=timeout, **kwargs)
+    except CANothing as error:
+        raise DeviceError(f"could not read {pv}: {error}") from None

@@ -12,12 +12,13 @@ on that channel meanwhile.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aioca import DBR_CHAR_STR, CANothing
 
 from ..engines.sync.devices import DeviceError, WrittenFile
-from .ca import caget, caput, wait_for_int
+from .ca import caput, wait_for_int
+from .ca import device_get as _get
+from .ca import device_put as _put
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +124,3 @@ class CaFilePlugin:
             return str(await _get(self.pv("WriteMessage"), datatype=DBR_CHAR_STR)).strip()
         except DeviceError:
             return ""
-
-
-async def _put(pv: str, value: Any, **kwargs: Any) -> None:
-    try:
-        await caput(pv, value, wait=True, timeout=PUT_TIMEOUT_S, **kwargs)
-    except CANothing as error:
-        raise DeviceError(f"{pv} did not accept {value!r}: {error}") from None
-
-
-async def _get(pv: str, **kwargs: Any) -> Any:
-    try:
-        return await caget(pv, timeout=PUT_TIMEOUT_S, **kwargs)
-    except CANothing as error:
-        raise DeviceError(f"could not read {pv}: {error}") from None

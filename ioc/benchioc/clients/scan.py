@@ -33,7 +33,9 @@ from ..engines.motormodel import MotorTimeout
 from ..engines.sync.controller import SCAN, DataTarget, FlatPlace, SyncController
 from ..engines.sync.devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
 from ..engines.sync.model import MotorSnapshot
-from .ca import caget, caput, wait_for_int
+from .ca import caput, wait_for_int
+from .ca import device_get as _get
+from .ca import device_put as _put
 from .camera_file import CaFilePlugin, plugin_prefix
 
 if TYPE_CHECKING:
@@ -53,20 +55,6 @@ IMAGE_MODE_LABELS = ("Single", "Multiple", "Continuous")
 STOP_TIMEOUT_S = 5.0
 # How long a motor's monitors may lag behind the put-callback that ended its move.
 MONITOR_CATCH_UP_S = 2.0
-
-
-async def _put(pv: str, value: Any, timeout: float = PUT_TIMEOUT_S) -> None:
-    try:
-        await caput(pv, value, wait=True, timeout=timeout)
-    except CANothing as error:
-        raise DeviceError(f"{pv} did not accept {value!r}: {error}") from None
-
-
-async def _get(pv: str, timeout: float = PUT_TIMEOUT_S, **kwargs: Any) -> Any:
-    try:
-        return await caget(pv, timeout=timeout, **kwargs)
-    except CANothing as error:
-        raise DeviceError(f"could not read {pv}: {error}") from None
 
 
 async def _put_callback(pv: str, value: Any, timeout: float) -> None:
