@@ -165,7 +165,7 @@ def write_scan_file(
     """Write one scan file atomically; return its path. Never replaces an existing file.
     frames: the camera's frames file to link, with what each frame is."""
     count = arrays.check()
-    data_dir = _data_directory(directory)
+    data_dir = data_directory(directory)
     stem = file_stem(name, metadata.start_time)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".h5.tmp", dir=data_dir)
     os.close(fd)
@@ -185,7 +185,8 @@ def write_scan_file(
     return final
 
 
-def _data_directory(directory: str | os.PathLike) -> Path:
+def data_directory(directory: str | os.PathLike) -> Path:
+    """The data directory, created if needed, resolved; DataFileError if unusable."""
     data_dir = Path(directory)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -480,8 +480,10 @@ class SyncController:
         """Point the camera's file plugin at a new file beside the scan file."""
         if self.writer is None:
             return
-        directory = self.data.directory
-        await asyncio.to_thread(_ensure_directory, directory)
+        try:  # the scan file's own check: the frames file goes beside it
+            directory = await asyncio.to_thread(datafile.data_directory, self.data.directory)
+        except datafile.DataFileError as error:
+            raise DeviceError(str(error)) from None
         name = await asyncio.to_thread(
             _free_frames_name, directory,
             datafile.file_stem(self.data.name, run.started) + "-frames")
@@ -600,14 +602,6 @@ def per_frame(refs: References, baseline: int | None, arrays: Any,
         last = number
     return datafile.FrameArrays(path=written.path, count=written.frames,
                                 image_key=keys, positions=positions)
-
-
-def _ensure_directory(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DeviceError(f"data directory {directory} cannot be created "
-                          f"({error.strerror})") from None
 
 
 def _free_frames_name(directory: Path, stem: str) -> str:

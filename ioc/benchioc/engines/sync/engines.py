@@ -86,8 +86,10 @@ class ScanContext:
         self.running = running
         self.original_velocity: float | None = None
 
-    def move_timeout(self, target: float, velocity: float | None = None) -> float:
-        snap = self.motor.snapshot()
+    def move_timeout(self, target: float, velocity: float | None = None,
+                     motor: SyncMotor | None = None) -> float:
+        """How long a move of `motor` (the scanned one by default) to target may take."""
+        snap = (motor or self.motor).snapshot()
         speed = velocity or snap.velocity
         if speed <= 0:
             return 60.0

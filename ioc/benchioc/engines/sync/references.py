@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ...facts.areadetector import ImageMode, TriggerMode
 from .devices import SyncMotor
-from .engines import MOVE_MARGIN_S, ScanContext, ScanFailed
+from .engines import ScanContext, ScanFailed
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +70,17 @@ async def take_references(ctx: ScanContext, flat: FlatMotion | None) -> Referenc
 
 async def _flats(ctx: ScanContext, flat: FlatMotion, count: int) -> int:
     back_to = flat.motor.snapshot().position
-    await _move(flat.motor, flat.position, "out of the beam")
+    await _move(ctx, flat.motor, flat.position, "out of the beam")
     got = await _acquire_series(ctx, count, "flat")
     # Only on success: after a failure or an abort the scan's cleanup stops every motion,
     # and the Message says where the flat motor was left.
-    await _move(flat.motor, back_to, "back into the beam")
+    await _move(ctx, flat.motor, back_to, "back into the beam")
     return got
 
 
-async def _move(motor: SyncMotor, target: float, why: str) -> None:
-    snap = motor.snapshot()
-    travel_time = abs(target - snap.position) / snap.velocity if snap.velocity > 0 else 60.0
+async def _move(ctx: ScanContext, motor: SyncMotor, target: float, why: str) -> None:
     try:
-        await motor.move(target, (travel_time + 2 * snap.acceleration_time) * 1.5
-                         + MOVE_MARGIN_S)
+        await motor.move(target, ctx.move_timeout(target, motor=motor))
     except TimeoutError:
         raise ScanFailed(f"flat-field motor {motor.name} did not reach {target:g} "
                          f"({why}) in time") from None
