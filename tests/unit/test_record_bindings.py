@@ -104,6 +104,7 @@ class FakeController:
         self.calls: list[tuple[str, Any]] = []
         self.run_refusal = run_refusal  # refused by run() itself (a device not connected)
         self.busy = False
+        self.flat = None  # no flat-field motor configured
         self.data: Any = None
 
     def why_not_run(self) -> str:
@@ -363,7 +364,7 @@ def test_a_run_let_through_before_the_gate_closed_is_refused_by_validate(bench, 
         assert not await run.put(1)  # validate refuses: a plain put fails
         assert record(bench, SyncRecords.State).value == int(ScanState.IDLE)
         assert record(bench, SyncRecords.Message).value.startswith("refused: Period")
-        bench.sync._gate_run()  # what watch_run_gate does each GATE_PERIOD_S
+        bench.sync._gate_run()  # what the next announced change (a preview) does
         assert run.put_disabled
         controller.close()
 

@@ -103,7 +103,6 @@ async def start_engines(bench: Bench) -> None:
         config_dir=bench.doc.path.resolve().parent,
         is_homed=lambda name: bench.motors[name].homed,
         leases=bench.leases, lease_holder=SCAN_HOLDER))
-    bench.tasks.spawn(bench.sync.watch_run_gate(), "sync run gate")
     bench.say(f"serving {len(bench.motors)} motors ({', '.join(bench.motors) or 'none'}) "
               f"from {bench.doc.path}")
     bench.tasks.spawn(bench.heartbeat(), "heartbeat")

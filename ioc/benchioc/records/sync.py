@@ -8,7 +8,6 @@ Only binding: the scan procedures live in engines/sync/, the record shapes in sp
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -51,7 +50,6 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
 _CONVERT["require_homed"] = bool
 
 FINISHED = (ScanState.DONE, ScanState.ABORTED, ScanState.FAILED)
-GATE_PERIOD_S = 1.0
 
 # A scan holds its motor's lease; a homing or a config put refused by it says how to free it
 SCAN_HOLDER = Holder("a scan", "is being scanned",
@@ -157,8 +155,10 @@ class SyncBinding(Announcing):
     # --- units: the position records show the scanned motor's EGU and PREC ---------------
     def motor_changed(self, name: str) -> None:
         """Something the preview reads of a motor changed (its homing state, its record's
-        fields at rest): the preview, and whether Run takes puts, follow."""
-        if name == self.rec(SyncRecords.Motor).get():
+        fields at rest): the preview, and whether Run takes puts, follow, for the scanned
+        motor and the flat-field one."""
+        flat = self.controller.flat if self.controller is not None else None
+        if name == self.rec(SyncRecords.Motor).get() or (flat and name == flat.motor):
             self.refresh_preview()
 
     def motor_units_changed(self, name: str) -> None:
@@ -252,8 +252,8 @@ class SyncBinding(Announcing):
         A refused Run must fail the client's put, `caput -c` included; EPICS completes a
         put-callback as written whatever the record's processing returns (validate only
         fails a plain put), and only DISP=1 fails it. So DISP follows why_not_run(): at
-        every preview (settings, devices, motor connected or changed, homing) and lease
-        release, and every GATE_PERIOD_S (for what nothing announces). The Message says
+        every preview (settings, devices, the scanned or flat-field motor connected or
+        changed, homing) and lease release; each of those is announced. The Message says
         why ("not ready: ..."). announce: the change is the user's own setting put; if
         it closes Run after a finished scan, State goes back to Idle with the reason
         ("refused: ...") so that a refused Run never reads as the last scan's Done.
@@ -268,13 +268,6 @@ class SyncBinding(Announcing):
         set_put_disabled(self.rec(SyncRecords.Run), bool(reason))
         if reason and announce and controller.state in FINISHED:
             controller.refuse(reason)
-
-    async def watch_run_gate(self) -> None:
-        """The safety net of _gate_run: what changes unannounced (a camera's readout
-        time) opens or closes Run within GATE_PERIOD_S."""
-        while True:
-            await asyncio.sleep(GATE_PERIOD_S)
-            self._gate_run()
 
     # --- commands (Command verbs of SyncRecords) -----------------------------------------
     def _validate_run(self, _record: Any, _value: Any) -> bool:
