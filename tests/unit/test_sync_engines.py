@@ -21,7 +21,11 @@ from benchioc.engines.sync import (
 )
 from benchioc.engines.sync.controller import DEVICE_WAIT_S
 from benchioc.engines.sync.devices import DeviceError, Frame, Pulse
-from benchioc.engines.sync.engines import interpolate_positions, match_frames
+from benchioc.engines.sync.engines import (
+    frame_start_times,
+    interpolate_positions,
+    match_frames,
+)
 
 STEP, CONT, FLY = ScanMode.STEP, ScanMode.CONT, ScanMode.FLY
 
@@ -593,6 +597,19 @@ def test_file_records_the_scan(tmp_path: Path) -> None:
 def test_interpolation_is_linear_between_readbacks() -> None:
     samples = [(1.0, 0.0), (0.0, -1.0), (2.0, 4.0)]
     assert interpolate_positions([0.5, 1.5], samples) == pytest.approx([-0.5, 2.0])
+
+
+def test_a_frame_reported_late_is_placed_by_the_frames_after_it() -> None:
+    # frame 2 reported 14 ms late, frame 5 missed, the last one on time
+    frames = [Frame(1, 0.0), Frame(2, 0.05), Frame(3, 0.114), Frame(4, 0.15),
+              Frame(6, 0.25)]
+    assert frame_start_times(frames, 0.05) == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.25])
+
+
+def test_frames_on_time_or_slower_than_the_period_keep_their_times() -> None:
+    frames = [Frame(1, 0.0), Frame(2, 0.06), Frame(3, 0.13)]
+    assert frame_start_times(frames, 0.05) == [0.0, 0.06, 0.13]
+    assert frame_start_times([], 0.05) == []
 
 
 def test_frames_match_pulses_by_time_when_some_are_missing() -> None:
