@@ -612,6 +612,12 @@ def test_frames_on_time_or_slower_than_the_period_keep_their_times() -> None:
     assert frame_start_times([], 0.05) == []
 
 
+def test_a_faster_camera_than_set_is_measured_on_its_own_timestamps() -> None:
+    # a simulated camera at time scale 8: a period of 0.4 s set, 0.05 s in the timestamps
+    frames = [Frame(1, 0.0), Frame(2, 0.05), Frame(3, 0.114), Frame(4, 0.15)]
+    assert frame_start_times(frames, 0.4) == pytest.approx([0.0, 0.05, 0.1, 0.15])
+
+
 def test_frames_match_pulses_by_time_when_some_are_missing() -> None:
     pulses = [Pulse(0, 1.0), Pulse(1, 1.1), Pulse(2, 1.2)]
     frames = [Frame(7, 1.0), Frame(8, 1.2001)]

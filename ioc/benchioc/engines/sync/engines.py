@@ -489,12 +489,21 @@ def frame_start_times(frames: list[Frame], period: float) -> list[float]:
     (14 ms seen on a loaded 2-core machine with the genuine simDetector, 0.056 mm at
     4 mm/s) while the next frames keep their schedule. No camera starts frames faster
     than its period, so a frame began at least (n_j - n_i) periods before any later
-    frame j did: the latest start consistent with every later report is the minimum
-    of those bounds. A report on time is left as it is."""
+    frame j did: the latest start consistent with every later report is the minimum of
+    those bounds. A report on time is left as it is.
+
+    The period is the camera's as measured on these timestamps (the median interval per
+    frame), if shorter than the one set: a simulated camera at a time scale runs its
+    frames that much faster in the timestamps' seconds."""
     starts = [f.timestamp for f in frames]
+    intervals = [(b.timestamp - a.timestamp) / (b.number - a.number)
+                 for a, b in zip(frames, frames[1:], strict=False) if b.number > a.number]
+    if not intervals:
+        return starts
+    spacing = min(period, float(np.median(intervals)))
     for i in range(len(frames) - 2, -1, -1):
         gap = frames[i + 1].number - frames[i].number
-        starts[i] = min(starts[i], starts[i + 1] - gap * period)
+        starts[i] = min(starts[i], starts[i + 1] - gap * spacing)
     return starts
 
 
