@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,12 +77,15 @@ class Plan:
     passes: int
     many: int
     backend: str = "sim"
+    # --tiny is a smoke run whose figures mean nothing: its parts run side by side, so
+    # that it costs the test suite half the time
+    side_by_side: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Plan:
         if args.tiny:
             return cls(time_scale=args.time_scale or 40.0, passes=1, many=args.many or 10,
-                       backend=args.backend)
+                       backend=args.backend, side_by_side=True)
         return cls(time_scale=args.time_scale or 5.0, passes=args.passes, many=args.many or 100,
                    backend=args.backend)
 
@@ -116,12 +120,16 @@ def one_run(plan: Plan) -> tuple[dict, dict, list[str]]:
         parts.append(("many", {"time_scale": plan.time_scale, "count": plan.many}))
     else:
         details["many"] = {}
-    for name, kwargs in parts:
+    def run(name: str, kwargs: dict) -> None:
         try:
             details[name] = run_part(name, **kwargs)
         except Exception as error:  # noqa: BLE001 - report every part, then fail
             errors.append(str(error))
             details[name] = {"error": _first_words(str(error))}
+
+    with ThreadPoolExecutor(max_workers=len(parts) if plan.side_by_side else 1) as pool:
+        for _ in pool.map(lambda part: run(*part), parts):
+            pass
     return keys_from(details, plan.backend), details, errors
 
 
