@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from ctypes import addressof, c_char
 from typing import Any
 
+import numpy
 from softioc import alarm, builder
 from softioc import fields as dbf
 from softioc.imports import db_put_field_process
@@ -203,4 +204,22 @@ def publish(entries: Iterable[Pv], record: Callable[[Pv], Any],
             value = values[pv.binds.field]
             if isinstance(value, str) and pv.text_length:
                 value = value[: pv.text_length]
-            record(pv).set(value)
+            set_if_changed(record(pv), value)
+
+
+def set_if_changed(record: Any, value: Any) -> bool:
+    """Process the record with value unless it already shows it; True if it did.
+
+    Engines report whole snapshots (a homing's state, progress and message at every
+    report; a scan's preview whenever a motor moves), most of whose fields did not
+    change. Processing a record costs the loop its database work and every monitor's
+    event, and a client learns nothing from an unchanged value: its TIME stays that of
+    the last change, as with any EPICS record whose input did not change."""
+    current = record.get()
+    if isinstance(value, numpy.ndarray) or isinstance(current, numpy.ndarray):
+        if numpy.array_equal(numpy.asarray(current), numpy.asarray(value)):
+            return False
+    elif current == value:
+        return False
+    record.set(value)
+    return True

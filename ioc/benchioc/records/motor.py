@@ -52,6 +52,8 @@ class MotorBinding(Announcing):
         self._latest_position: tuple[float, int, int] = (math.nan, 0, 0)
         self._position_timer: asyncio.TimerHandle | None = None
         self.units: tuple[str, int] | None = None  # the motor record's EGU, PREC as shown
+        self._homing_shown: tuple[HomingState, bool] | None = None  # told to the scan
+        self._at_rest_shown: tuple | None = None  # the fields at rest the scan was told
 
     @property
     def entry(self) -> cfg.MotorConfig:
@@ -201,7 +203,9 @@ class MotorBinding(Announcing):
         status = self.motor.status if self.motor is not None else None
         if self.memory.remember(update.state, status):
             self.publish(homed=int(self.homed), last_homed=self.memory.last_homed)
-        if self.bench.sync is not None:  # homed or not: a scan's preview and Run follow
+        # homed or not, held or free: a scan's preview and Run follow (not its progress)
+        if self.bench.sync is not None and self._homing_shown != (update.state, busy):
+            self._homing_shown = (update.state, busy)
             self.bench.sync.motor_changed(self.name)
 
     def _on_motor(self, status: MotorStatus) -> None:
@@ -212,8 +216,10 @@ class MotorBinding(Announcing):
             self.memory.track(status)
         if status.connected and (status.egu, status.prec) != self.units:
             self._show_units(status.egu, status.prec)
-        if status.dmov and self.bench.sync is not None:  # soft limits, speeds... at rest
-            self.bench.sync.motor_changed(self.name)
+        if not status.dmov:
+            self._at_rest_shown = None  # the first update at rest after a move tells
+        elif self.bench.sync is not None:
+            self._tell_scan_at_rest(status)
         severity = alarm.NO_ALARM if status.connected else alarm.INVALID_ALARM
         status_alarm = alarm.NO_ALARM if status.connected else alarm.COMM_ALARM
         for pv in MIRRORS:
@@ -226,6 +232,17 @@ class MotorBinding(Announcing):
                 continue
             self._show(pv, int(not value if pv.binds.inverted else value),
                        severity, status_alarm)
+
+    def _tell_scan_at_rest(self, status: MotorStatus) -> None:
+        """The scan's preview reads the motor at rest (position, speeds, soft limits,
+        units, and the readback interval a move measured): tell it when a move ended or
+        one of those changed, not at every monitor update."""
+        assert self.bench.sync is not None
+        shown = (status.connected, status.rbv, status.velo, status.accl, status.vmax,
+                 status.hlm, status.llm, status.egu)
+        if shown != self._at_rest_shown:
+            self._at_rest_shown = shown
+            self.bench.sync.motor_changed(self.name)
 
     def _show_units(self, egu: str, prec: int) -> None:
         """The motor record's EGU and PREC, on this motor's position records and, if it

@@ -27,7 +27,7 @@ from ..engines.sync import (
     ScanUpdate,
     SyncController,
 )
-from .builder import command_handler, set_put_disabled, show_units
+from .builder import command_handler, set_if_changed, set_put_disabled, show_units
 from .messages import Announcing, Level, MessageBoard, fit
 from .settings import ConfigSetting
 from .spec import Command, DataConfig, Kind, Published, Pv, ScanSetting, SyncRecords
@@ -204,7 +204,7 @@ class SyncBinding(Announcing):
                 value = value[: pv.text_length]
             elif isinstance(value, bool | ScanState):
                 value = int(value)
-            self.rec(pv).set(value)
+            set_if_changed(self.rec(pv), value)
 
     # --- puts ----------------------------------------------------------------------------
     def _setting_put(self, field: str) -> Callable[[Any], None]:
