@@ -539,25 +539,45 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def atomic_write(path: Path, text: str, mode: int | None = None) -> None:
-    """Replace path with text so that a reader (or a crash) sees old or new, never half.
-    mode: the file's mode; None keeps the mode of the file replaced, and gives a new file
-    what open() would (0666 less the umask), not mkstemp's 0600."""
+def atomic_write(path: Path, text: str, mode: int | None = None, *,
+                 durable: bool = True) -> None:
+    """Replace path with text so that a reader (or a killed writer) sees old or new,
+    never half. mode: the file's mode; None keeps the mode of the file replaced, and
+    gives a new file what open() would (0666 less the umask), not mkstemp's 0600.
+    durable: also on disk before returning (fsync of file and directory), so that a
+    power cut keeps it too; without, call sync_to_disk(path) later, e.g. from a thread."""
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.chmod(tmp, _mode_for(path) if mode is None else mode)
         os.replace(tmp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            _fsync_directory(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def sync_to_disk(path: Path) -> None:
+    """fsync a file written by atomic_write(durable=False), and its directory."""
+    with contextlib.suppress(FileNotFoundError):  # replaced again meanwhile: that one
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_directory(path.parent if str(path.parent) else Path("."))
+
+
+def _fsync_directory(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
