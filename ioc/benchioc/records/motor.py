@@ -203,9 +203,15 @@ class MotorBinding(Announcing):
         status = self.motor.status if self.motor is not None else None
         if self.memory.remember(update.state, status):
             self.publish(homed=int(self.homed), last_homed=self.memory.last_homed)
-        # homed or not, held or free: a scan's preview and Run follow (not its progress)
-        if self.bench.sync is not None and self._homing_shown != (update.state, busy):
-            self._homing_shown = (update.state, busy)
+        # A scan's preview and Run follow whether the motor is homed and whether a homing
+        # holds it: told when a homing begins and when the state changes outside one
+        # (restored, forgotten, refused); a homing's end reaches the scan through the
+        # release of its lease, which comes last.
+        shown, self._homing_shown = self._homing_shown, (update.state, busy)
+        was_busy = shown is not None and shown[1]
+        began = busy and not was_busy
+        changed_outside = not busy and not was_busy and shown != self._homing_shown
+        if self.bench.sync is not None and (began or changed_outside):
             self.bench.sync.motor_changed(self.name)
 
     def _on_motor(self, status: MotorStatus) -> None:

@@ -75,6 +75,7 @@ class SyncBinding(Announcing):
         self._run_open = True
         self._running = False  # this binding's run() is under way (it holds DISP)
         self._preview_ok = True  # the last preview shown said the scan could run
+        self._preview_stale = False  # a motor it reads changed during a scan
 
     @property
     def data(self) -> cfg.DataConfig:
@@ -159,7 +160,12 @@ class SyncBinding(Announcing):
         motor and the flat-field one."""
         flat = self.controller.flat if self.controller is not None else None
         if name == self.rec(SyncRecords.Motor).get() or (flat and name == flat.motor):
-            self.refresh_preview()
+            if self.controller is not None and self.controller.busy:
+                # a scan brings its motor to rest at every point: the preview of the
+                # next scan waits for this one's end, off the points' critical path
+                self._preview_stale = True
+            else:
+                self.refresh_preview()
 
     def motor_units_changed(self, name: str) -> None:
         if name == self.rec(SyncRecords.Motor).get():
@@ -230,6 +236,11 @@ class SyncBinding(Announcing):
         """A homing or a scan gave its motor back. A preview that said no (it names a
         motor being homed) is shown again; one that said yes stays, and so does the
         Message of a scan that just ended."""
+        if self._preview_stale and self.controller is not None:
+            self._preview_stale = False
+            preview = self.controller.preview()
+            self._preview_ok = preview.ok
+            self.publish(preview)  # the figures; the Message still tells the scan's end
         if self._preview_ok:
             self._gate_run()
         else:
