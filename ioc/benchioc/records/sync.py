@@ -8,6 +8,7 @@ Only binding: the scan procedures live in engines/sync/, the record shapes in sp
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -236,15 +237,29 @@ class SyncBinding(Announcing):
         """A homing or a scan gave its motor back. A preview that said no (it names a
         motor being homed) is shown again; one that said yes stays, and so does the
         Message of a scan that just ended."""
-        if self._preview_stale and self.controller is not None:
+        if self._preview_stale:
+            # after every lease of the scan is back (the scanned and the flat-field
+            # motor are released one after the other, in this same loop iteration)
             self._preview_stale = False
-            preview = self.controller.preview()
-            self._preview_ok = preview.ok
-            self.publish(preview)  # the figures; the Message still tells the scan's end
+            asyncio.get_running_loop().call_soon(self._show_preview_after_scan)
+            return
         if self._preview_ok:
             self._gate_run()
         else:
             self.refresh_preview()
+
+    def _show_preview_after_scan(self) -> None:
+        """The motors moved during the scan: the next scan's figures follow. The Message
+        of the scan that just ended stays unless the next one could not start."""
+        if self.controller is None or self.controller.busy:
+            return
+        preview = self.controller.preview()
+        if preview.ok:
+            self._preview_ok = True
+            self.publish(preview)
+            self._gate_run()
+        else:
+            self.show_preview(preview)
 
     def show_preview(self, preview: Preview, announce: bool = False) -> None:
         self._preview_ok = preview.ok

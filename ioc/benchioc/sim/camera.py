@@ -460,11 +460,7 @@ class CameraGroup(PVGroup):
         delivered = ImageFrame(frame.number, frame.timestamp, stamp, data)
         for plugin in self.plugins:
             if plugin.enabled:
-                try:
-                    await plugin.on_frame(delivered)
-                except Exception:
-                    log.exception("plugin %s failed on frame %d", plugin.prefix,
-                                  frame.number)
+                plugin.deliver(delivered)
 
     async def _flush(self) -> None:
         """The last frame's monitor update goes out before the put-callback reply."""

@@ -9,6 +9,8 @@ camera's `ArrayCallbacks` is Enable, as the genuine NDArray callbacks do.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,8 @@ from .adrecords import (
     record,
     records_group,
 )
+
+log = logging.getLogger(__name__)
 
 CAMERA_PORT = "SIM1"  # the driver's asyn port (PortName_RBV of cam1:)
 
@@ -100,10 +104,32 @@ class PluginGroup(PVGroup):
         await self.array_counter_rbv.write(int(value))
         return value
 
+    _queue: asyncio.Queue[ImageFrame] | None = None  # frames waiting for this plugin
+    _worker: asyncio.Task | None = None
+
     @property
     def enabled(self) -> bool:
         return self.enable_callbacks.value == "Enable" \
             and self.nd_array_port.value == CAMERA_PORT
+
+    def deliver(self, frame: ImageFrame) -> None:
+        """Queue a frame, as NDPluginDriver does with BlockingCallbacks=No (the default):
+        the driver goes on at once, and the plugin's own thread processes its queue in
+        order. So an acquisition ends without waiting for the plugins, here too: a
+        frame's file write and its ArrayData never delay the Acquire put-callback."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._process())
+        self._queue.put_nowait(frame)
+
+    async def _process(self) -> None:
+        assert self._queue is not None
+        while True:
+            frame = await self._queue.get()
+            try:
+                await self.on_frame(frame)
+            except Exception:  # noqa: BLE001 - a plugin's failure must not stop its queue
+                log.exception("plugin %s failed on frame %d", self.prefix, frame.unique_id)
 
     async def on_frame(self, frame: ImageFrame) -> None:
         """The camera delivered a frame (called only when callbacks are enabled)."""
