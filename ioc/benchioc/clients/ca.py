@@ -64,6 +64,21 @@ async def device_put(pv: str, value: Any, timeout: float = DEVICE_TIMEOUT_S,
         raise DeviceError(f"{pv} did not accept {value!r}: {error}") from None
 
 
+async def device_put_all(*puts: tuple[str, Any] | tuple[str, Any, dict[str, Any]],
+                         timeout: float = DEVICE_TIMEOUT_S) -> None:
+    """Independent put-callbacks to one device, issued together: CA delivers them in
+    this order on the device's circuit and the IOC applies them in it, but their
+    replies are awaited once, not one round trip each (a scan's camera and file plugin
+    settings: ten round trips before the first point). The first refusal, in order,
+    is raised in words."""
+    results = await asyncio.gather(
+        *(device_put(put[0], put[1], timeout, **(put[2] if len(put) > 2 else {}))
+          for put in puts), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 async def device_get(pv: str, timeout: float = DEVICE_TIMEOUT_S, **kwargs: Any) -> Any:
     """A read of a camera or box PV; DeviceError in words when it does not answer."""
     try:

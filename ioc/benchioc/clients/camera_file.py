@@ -16,9 +16,8 @@ import logging
 from aioca import DBR_CHAR_STR, CANothing
 
 from ..engines.sync.devices import DeviceError, WrittenFile
-from .ca import caput, wait_for_int
+from .ca import caput, device_put_all, wait_for_int
 from .ca import device_get as _get
-from .ca import device_put as _put
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +48,30 @@ class CaFilePlugin:
         return f"{self.prefix}{name}"
 
     async def arm(self, directory: str, name: str, frames: int) -> str:
-        await _put(f"{self.camera_prefix}ArrayCallbacks", 1)
         try:
-            await _put(self.pv("EnableCallbacks"), 1)
-        except DeviceError:
+            await device_put_all((f"{self.camera_prefix}ArrayCallbacks", 1),
+                                 (self.pv("EnableCallbacks"), 1))
+        except DeviceError as error:
+            if self.pv("EnableCallbacks") not in str(error):
+                raise
             raise DeviceError(
                 f"the camera's file plugin {self.prefix} does not answer: check that "
                 "the camera's IOC loads an NDFileHDF5 plugin there, or set "
                 "detector.file_plugin in the config (\"\" for scans without frames)"
             ) from None
         await self._stop_previous()
-        await _put(self.pv("FileWriteMode"), STREAM)
-        await _put(self.pv("LazyOpen"), 1)
-        await _put(self.pv("AutoIncrement"), 0)
-        await _put(self.pv("FileTemplate"), FILE_TEMPLATE, datatype=DBR_CHAR_STR)
-        await _put(self.pv("FilePath"), directory, datatype=DBR_CHAR_STR)
+        text = {"datatype": DBR_CHAR_STR}
+        await device_put_all((self.pv("FileWriteMode"), STREAM), (self.pv("LazyOpen"), 1),
+                             (self.pv("AutoIncrement"), 0),
+                             (self.pv("FileTemplate"), FILE_TEMPLATE, text),
+                             (self.pv("FilePath"), directory, text))
         if int(await _get(self.pv("FilePathExists_RBV"))) != 1:
             raise DeviceError(
                 f"the camera's file plugin {self.prefix} cannot see the data directory "
                 f"{directory} (FilePathExists_RBV is No): the camera's IOC must write "
                 "where the scan files go (same path on its machine)")
-        await _put(self.pv("FileName"), name, datatype=DBR_CHAR_STR)
-        await _put(self.pv("NumCapture"), frames)
+        await device_put_all((self.pv("FileName"), name, text),
+                             (self.pv("NumCapture"), frames))
         self._expected = f"{directory.rstrip('/')}/{name}.h5"
         await self._start()
         log.info("%s capturing %d frame(s) into %s", self.prefix, frames, self._expected)

@@ -33,7 +33,7 @@ from ..engines.motormodel import MotorTimeout
 from ..engines.sync.controller import SCAN, DataTarget, FlatPlace, SyncController
 from ..engines.sync.devices import DeviceError, Frame, ImageMode, Pulse, TriggerMode, Unsubscribe
 from ..engines.sync.model import MotorSnapshot
-from .ca import caput, wait_for_int
+from .ca import caput, device_put_all, wait_for_int
 from .ca import device_get as _get
 from .ca import device_put as _put
 from .camera_file import CaFilePlugin, plugin_prefix
@@ -234,11 +234,12 @@ class CaCamera:
         # Stop first: many drivers refuse settings while acquiring, and a camera left
         # free-running (simDetector starts in Continuous) would mix its frames in.
         await self.stop()
-        await _put(self.pv("TriggerMode"), self.trigger_labels[int(trigger_mode)])
-        await _put(self.pv("ImageMode"), IMAGE_MODE_LABELS[int(image_mode)])
-        await _put(self.pv("NumImages"), num_images)
-        await _put(self.pv("AcquireTime"), exposure)
-        await _put(self.pv("AcquirePeriod"), period)
+        await device_put_all(
+            (self.pv("TriggerMode"), self.trigger_labels[int(trigger_mode)]),
+            (self.pv("ImageMode"), IMAGE_MODE_LABELS[int(image_mode)]),
+            (self.pv("NumImages"), num_images),
+            (self.pv("AcquireTime"), exposure),
+            (self.pv("AcquirePeriod"), period))
         self._exposure = exposure
 
     async def acquire(self, timeout: float) -> None:
@@ -319,14 +320,12 @@ class CaTriggerBox:
 
     async def arm(self, *, motor: str, start: float, step: float, pulses: int,
                   direction: int, pre_start: float, width: float) -> None:
-        await _put(self.pv("ENABLE"), 0)
-        await _put(self.pv("INP"), self.inputs.get(motor, motor))
-        await _put(self.pv("START"), start)
-        await _put(self.pv("STEP"), abs(step))
-        await _put(self.pv("PULSES"), pulses)
-        await _put(self.pv("WIDTH"), width)
-        await _put(self.pv("PRE_START"), pre_start)
-        await _put(self.pv("DIR"), "Positive" if direction > 0 else "Negative")
+        await _put(self.pv("ENABLE"), 0)  # no pulse from half-set parameters
+        await device_put_all(
+            (self.pv("INP"), self.inputs.get(motor, motor)), (self.pv("START"), start),
+            (self.pv("STEP"), abs(step)), (self.pv("PULSES"), pulses),
+            (self.pv("WIDTH"), width), (self.pv("PRE_START"), pre_start),
+            (self.pv("DIR"), "Positive" if direction > 0 else "Negative"))
         await _put(self.pv("ENABLE"), 1)
 
     async def disarm(self) -> None:
