@@ -19,12 +19,13 @@ BENCH = Path(__file__).resolve().parents[1] / "perf" / "bench.py"
 KEYS = {"homing_overhead_ms", "homing_floor_ms", "homing_overhead_above_floor_ms",
         "home_all_ratio", "home_all_100_ratio", "state_latency_ms",
         "latency_under_load_ratio", "step_overhead_ms", "step_floor_ms",
-        "step_overhead_above_floor_ms", "fly_position_error", "startup_s_5",
+        "step_overhead_above_floor_ms", "step_points_above_floor_ms", "scan_fixed_ms",
+        "fly_position_error", "startup_s_5",
         "startup_s_100", "rss_ratio_5"}
 # Beside the figures: why a figure is null, which bench, the load average around the run.
 ABOUT = {"null_reasons", "backend", "load_before", "load_after"}
 SYNC_KEYS = {"step_overhead_ms", "step_floor_ms", "step_overhead_above_floor_ms",
-             "fly_position_error"}
+             "step_points_above_floor_ms", "scan_fixed_ms", "fly_position_error"}
 # Built parts: these must be numbers; the sync ones may be null until Sync:Run is served.
 ALWAYS_MEASURED = KEYS - SYNC_KEYS
 

@@ -62,6 +62,10 @@ TARGETS = (
            "(motion + exposure)", None, "ms"),
     Target("step_overhead_above_floor_ms", "step scan − settle − bare loop, per point", 1,
            "ms"),
+    Target("step_points_above_floor_ms", "the same, its points only (Sync:State Running "
+           "to Finishing) − settle − bare loop, per point", None, "ms"),
+    Target("scan_fixed_ms", "the scan's fixed cost: wall − its points (arming the camera "
+           "and file plugin, closing the frames file, writing the scan file)", None, "ms"),
     Target("fly_position_error", "fly scan max |position − set position| / step", 0.01, ""),
     Target("startup_s_5", "IOC process start -> first successful get, 5 motors", 2, "s"),
     Target("startup_s_100", "IOC process start -> first successful get, 100 motors", 5, "s"),

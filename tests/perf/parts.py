@@ -359,6 +359,7 @@ def _configure_scan(client: CaClient, prefix: str, *, mode: int, motor: str, poi
         client.put_wait(f"{prefix}Sync:{name}", value, timeout=10)
 
 
+SCAN_RUNNING, SCAN_FINISHING = 2, 3  # $(P)Sync:State
 STEP_SCAN = {"motor": SCAN_AXIS, "points": 11, "start": -2.0, "end": 2.0, "exposure": 0.01,
              "settle": 0.005}
 
@@ -367,7 +368,7 @@ def measure_sync(client: CaClient, prefix: str, bench: Backend) -> dict:
     """step_overhead_ms, its floor and the part above it, and fly_position_error (None,
     with a reason in null_reasons, where a figure cannot be made)."""
     keys = ("step_overhead_ms", "step_floor_ms", "step_overhead_above_floor_ms",
-            "fly_position_error")
+            "step_points_above_floor_ms", "scan_fixed_ms", "fly_position_error")
     result: dict = dict.fromkeys(keys)
     reasons: dict[str, str] = {}
     if not _sync_served(client, prefix):
@@ -437,8 +438,18 @@ def _step_figures(client: CaClient, prefix: str, bench: Backend) -> dict:
     _configure_scan(client, prefix, mode=0, motor=s["motor"], points=points,
                     start=s["start"], end=s["end"], exposure=s["exposure"], settle=s["settle"])
     here = float(client.get(f"{root}.RBV"))
+    states = client.monitor(f"{prefix}Sync:State")
+    started = time.perf_counter()
     wall = client.put_wait(f"{prefix}Sync:Run", 1, timeout=120)
     state = client.get(f"{prefix}Sync:State")
+    # the points: from Running (before the move to the first) to Finishing (after the
+    # last frame); the rest of the wall is the scan's fixed cost (arming the camera and
+    # its file plugin before, closing the frames file and writing the scan file after)
+    running = states.first_after(started, lambda v: v == SCAN_RUNNING)
+    finishing = states.first_after(started, lambda v: v == SCAN_FINISHING)
+    client.pv(f"{prefix}Sync:State").clear_callbacks()
+    points_s = (finishing - running) if running is not None and finishing is not None \
+        else None
     if state != 4:
         raise RuntimeError(f"step scan ended in state {state}: "
                            f"{text(client, prefix + 'Sync:Message')}")
@@ -454,6 +465,10 @@ def _step_figures(client: CaClient, prefix: str, bench: Backend) -> dict:
                           else (floor_wall - ideal_floor) / points * 1000),
         "step_overhead_above_floor_ms": (wall - points * s["settle"] - floor_wall)
         / points * 1000,
+        "step_points_above_floor_ms": (None if points_s is None else
+                                       (points_s - points * s["settle"] - floor_wall)
+                                       / points * 1000),
+        "scan_fixed_ms": None if points_s is None else (wall - points_s) * 1000,
         "step_wall_s": wall, "step_floor_wall_s": floor_wall,
     }
 

@@ -161,6 +161,7 @@ class SyncController:
         self.settings = ScanSettings(motor=next(iter(self.motors), ""))
         self._subscribers: list[Callable[[ScanUpdate], None]] = []
         self._last = ScanUpdate()
+        self._report_pending = False  # a point's progress waits to be published
         self._run: _Run | None = None
         self._device_listeners: list[Callable[[], None]] = []
         self._device_change: asyncio.Event | None = None
@@ -311,6 +312,21 @@ class SyncController:
             except Exception:
                 log.exception("sync update subscriber failed")
 
+    def _report_soon(self, tally: Tally) -> None:
+        """A point's progress, published once the engine waits for its next exchange:
+        the subscribers (the records, with the growing arrays) no longer sit between a
+        point's frame and the next move's put. Reports made meanwhile go out as one."""
+        if self._report_pending:
+            return
+        self._report_pending = True
+
+        def report() -> None:
+            if self._report_pending:  # not already sent ahead of Finishing
+                self._report_pending = False
+                self._publish_tally(tally)
+
+        asyncio.get_running_loop().call_soon(report)
+
     def _publish_tally(self, tally: Tally, **changes: Any) -> None:
         arrays = tally.arrays
         self._publish(
@@ -432,7 +448,7 @@ class SyncController:
         plan = run.plan
         motor = self.motors[plan.settings.motor]
         ctx = ScanContext(plan, motor, self.camera, self.box,
-                          report=lambda: self._publish_tally(ctx.tally),
+                          report=lambda: self._report_soon(ctx.tally),
                           running=lambda: self._publish(state=ScanState.RUNNING,
                                                         message="running"))
         run.context = ctx
@@ -452,6 +468,9 @@ class SyncController:
         except Exception as error:  # an error we did not foresee
             log.exception("sync scan failed")
             state, message = ScanState.FAILED, f"unexpected error: {_words(error)}"
+        if self._report_pending:  # the last point's progress before Finishing
+            self._report_pending = False
+            self._publish_tally(ctx.tally)
         self._publish(state=ScanState.FINISHING, message=f"finishing: {message or 'ok'}")
         problems = await self._cleanup(ctx, stop_motion=state != ScanState.DONE)
         written = await self._finish_writer(run, done=state == ScanState.DONE,
