@@ -55,7 +55,10 @@ class HomingStateStore:
 
     def record(self, motor: str, homed: bool, last_homed: str | None = None,
                limits: tuple[float, float] | None = None,
-               calibration: Calibration | None = None) -> None:
+               calibration: Calibration | None = None, *, at_once: bool = True) -> None:
+        """at_once: written before returning (what must be on file before the caller's
+        next step); else in this loop's next turn, after the caller's next CA request
+        has gone out."""
         entry = self.data.setdefault(motor, {})
         entry["homed"] = homed
         if last_homed:
@@ -68,7 +71,10 @@ class HomingStateStore:
             entry.pop("calibration", None)
         else:
             entry["calibration"] = calibration.to_json()
-        self._write()
+        if at_once:
+            self._write()
+        else:
+            self._write_soon(0.0)
 
     def forget_homed(self, motor: str) -> None:
         """Its calibration no longer holds: not homed (interrupted limits are kept)."""
@@ -84,17 +90,19 @@ class HomingStateStore:
         if saved is None or abs(saved.dial - dial) <= resolution:
             return
         self.data[motor]["calibration"] = saved.at_rest(dial).to_json()
-        self._write_soon()
+        self._write_soon(REST_SAVE_DELAY_S)
 
-    def _write_soon(self) -> None:
-        if self._pending is not None:
-            return  # the write already planned takes this change too
+    def _write_soon(self, delay: float) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a tool, a test): now
             self._write()
             return
-        self._pending = loop.call_later(REST_SAVE_DELAY_S, self.flush)
+        if self._pending is not None:
+            if self._pending.when() <= loop.time() + delay:
+                return  # the write already planned takes this change too
+            self._pending.cancel()
+        self._pending = loop.call_later(delay, self._write)
 
     def flush(self) -> None:
         """Write what waits to be written, and have it on disk (the IOC calls it on the
@@ -187,11 +195,14 @@ class HomingMemory:
         if state is HomingState.SEEKING and status is not None:
             # reported before the limits are touched: an IOC killed meanwhile restores them
             self.store.record(self.name, False, limits=(status.dllm, status.dhlm))
+        # The ends of a homing are saved in the loop's next turn, off the critical path:
+        # an IOC killed before that restores the limits the homing began with and does
+        # not restore Homed, the state before the homing, which is safe.
         elif state in (HomingState.FAILED, HomingState.ABORTED):
-            self.store.record(self.name, False, limits=None)
+            self.store.record(self.name, False, limits=None, at_once=False)
         elif state is HomingState.HOMED and status is not None:
             self.store.record(self.name, True, self.last_homed or None, limits=None,
-                              calibration=Calibration.of(status))
+                              calibration=Calibration.of(status), at_once=False)
         elif state is HomingState.NOT_HOMED:  # a saved homing that no longer holds
             self.store.forget_homed(self.name)
         else:
