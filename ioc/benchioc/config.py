@@ -557,7 +557,7 @@ def atomic_write(path: Path, text: str, mode: int | None = None, *,
         os.chmod(tmp, _mode_for(path) if mode is None else mode)
         os.replace(tmp, path)
         if durable:
-            _fsync_directory(directory)
+            fsync_path(directory)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -567,17 +567,14 @@ def atomic_write(path: Path, text: str, mode: int | None = None, *,
 def sync_to_disk(path: Path) -> None:
     """fsync a file written by atomic_write(durable=False), and its directory."""
     with contextlib.suppress(FileNotFoundError):  # replaced again meanwhile: that one
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    _fsync_directory(path.parent if str(path.parent) else Path("."))
+        fsync_path(path)
+    fsync_path(path.parent if str(path.parent) else Path("."))
 
 
-def _fsync_directory(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (a directory: the names in it, e.g. after a rename)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)

@@ -33,6 +33,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..config import fsync_path
+
 log = logging.getLogger(__name__)
 
 PROGRAM_NAME = "bench-ioc"
@@ -174,13 +176,13 @@ def write_scan_file(
         with h5py.File(tmp, "w") as h5:
             _write_nexus(h5, metadata, arrays, _linkable(frames, data_dir))
         os.chmod(tmp, file_mode)  # mkstemp made it 0600
-        _fsync_path(tmp)
+        fsync_path(tmp)
         final = _link_unique(tmp, data_dir, stem)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     os.chmod(write_checksum(final), file_mode)
-    _fsync_path(data_dir)
+    fsync_path(data_dir)
     log.info("scan %s: %d points written to %s", metadata.scan_id, count, final)
     return final
 
@@ -245,14 +247,6 @@ def verify_checksum(path: Path) -> bool:
     sidecar = path.with_name(path.name + ".sha256")
     expected = sidecar.read_text(encoding="ascii").split()[0]
     return expected == sha256_of(path)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- NeXus layout --------------------------------------------------------------------
