@@ -1,6 +1,7 @@
-"""Frames in the scan file over real CA, on the simulated bench: dark and flat fields
-through the Sync records, and what a user sees when the camera's file plugin is not
-there. (Each mode's linked frames, on both backends: test_sync_ioc.py.)"""
+"""Frames in the scan file over real CA: dark and flat fields through the Sync records
+(on the simulated bench, and on the genuine simDetector and motor record), and what a
+user sees when the camera's file plugin is not there. (Each mode's linked frames, on
+both backends: test_sync_ioc.py.)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
+import genuine
+from benches import open_bench
 from benchioc.sim import image
 from iocharness import IocProcess
 
@@ -85,3 +88,35 @@ def test_darks_and_flats_are_taken_before_the_scan_and_keyed(ioc) -> None:
     assert ioc.read("SIM:cam1:ShutterControl") == ["Open"]
     assert ioc.numbers("SIM:B.RBV")[0] == pytest.approx(b_before, abs=1e-3)  # back in
     configure(ioc, DarkFrames="0", FlatFrames="0")
+
+
+def test_darks_and_flats_with_the_genuine_camera_and_motor_record(tmp_path) -> None:
+    """The same references through the genuine simDetector (its HDF5 plugin and
+    ShutterControl) with motor B on the genuine motor record as the flat-field motor.
+    simDetector draws the same image whatever its shutter, so only the keys, the counts
+    and the motions are checked here."""
+    genuine.skip_unless_built(genuine.MOTOR_VARS + genuine.AD_VARS,
+                              "the genuine motor record and simDetector")
+
+    def with_flat_motor(config: dict) -> None:
+        config["detector"].update(flat_motor="B", flat_position=15)
+
+    bench = open_bench("genuine", tmp_path, edit=with_flat_motor)
+    try:
+        ioc = bench.ioc
+        ioc.wait_motor_connected("B")
+        root_b = bench.root("B")
+        b_before = ioc.numbers(f"{root_b}.RBV")[0]
+        configure(ioc, DarkFrames="2", FlatFrames="3")
+        state, message, data_file = run(ioc)
+        assert state == "Done", message
+        assert message == "done: 5 of 5 points, 5 frames"
+        with h5py.File(data_file) as h5:
+            data = h5["entry/data"]
+            assert data["image_key"][()].tolist() == [2, 2, 1, 1, 1, 0, 0, 0, 0, 0]
+            assert data["data"].shape[0] == 10  # through the link, in the plugin's file
+            np.testing.assert_allclose(data["frame_positions"][5:], data["positions"][()])
+        assert ioc.read("SIM:cam1:ShutterControl") == ["Open"]
+        assert ioc.numbers(f"{root_b}.RBV")[0] == pytest.approx(b_before, abs=1e-3)
+    finally:
+        bench.stop()
