@@ -174,6 +174,35 @@ def test_repeated_put_to_the_running_home_action_is_not_queued(sim_ioc, slow_mot
     assert states.count("Seeking") == 1, (states, again.stdout)
 
 
+# A client that homes twice in a row: the second put-callback goes out a moment after the
+# first completes (aioca raises CANothing if the IOC refuses it).
+HOME_TWICE = """
+import asyncio, sys
+from aioca import caput
+async def main():
+    await caput(sys.argv[1], 1, wait=True, timeout=60)
+    await asyncio.sleep(float(sys.argv[3]))
+    await caput(sys.argv[2], 1, wait=True, timeout=60)
+    print("both homings accepted")
+asyncio.run(main())
+"""
+
+
+def test_a_homing_put_just_after_the_last_homing_is_accepted(sim_ioc):
+    # 10 ms after the first put-callback completed: inside the 20 ms in which the
+    # records used to refuse every put in case EPICS replayed one it had held
+    state = sim_ioc.pv(f"{MOTOR}:State")
+    with CaMonitor(sim_ioc.env, state) as mon:
+        mon.wait_for(state, lambda _: True, timeout=10)  # connected
+        result = subprocess.run(
+            [sys.executable, "-c", HOME_TWICE, sim_ioc.pv(f"{MOTOR}:HomeHi"),
+             sim_ioc.pv(f"{MOTOR}:HomeHi"), "0.01"],
+            env=sim_ioc.env, capture_output=True, text=True, timeout=150)
+        assert "both homings accepted" in result.stdout, result.stdout + result.stderr
+        mon.wait_value(state, "Homed", timeout=10, start=len(mon.values(state)) - 1)
+        assert mon.values(state).count("Seeking") == 2, mon.values(state)
+
+
 def test_config_file_still_valid_and_ioc_alive(sim_ioc):
     doc = cfg.load(sim_ioc.config)
     assert doc.config.motors[MOTOR].pv_root == "SIM:B"

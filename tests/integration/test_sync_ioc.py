@@ -384,7 +384,7 @@ def test_abort_mid_scan_stops_the_motor_and_restores_its_velocity(bench, ioc, mo
             run.kill()
         assert run.returncode == 0, output
         assert ioc.caget("Sync:State") == ["Aborted"]
-        # Run takes puts again a moment after the scan (records.REPLAY_GUARD_S)
+        # Run takes puts again once the scan's put-callback has completed (DISP back to 0)
         watch.wait_value(disp_pv, "0", timeout=10, start=disabled)
     assert "Channel write request failed" in second.stdout + second.stderr, second
     message = text(ioc, "Sync:Message")

@@ -87,10 +87,11 @@ def make_record(
 
 # A put-callback that reaches a record while it is still processing is held by EPICS and
 # replayed when the record completes, and DISP is only checked at that replay. So a record
-# that was busy accepts puts again only once it has finished processing (PACT=0) and the
-# replay, which follows within a callback-queue hop, has met DISP=1 and been refused.
-REPLAY_GUARD_S = 0.02
-PACT_POLL_S = 0.002
+# that was busy accepts puts again only once it has finished processing (PACT=0) and no
+# put-callback waits for its replay: EPICS hands the record to the first waiting one as
+# processing ends (dbCommon's PPN, dbNotify.c restartCheck) and clears PPN once it has
+# been refused. A fresh put is then accepted within a poll of the end, not 20 ms later.
+PACT_POLL_S = 0.001
 _disp_generation: dict[str, int] = {}
 _pending: set[asyncio.Task] = set()
 
@@ -106,7 +107,7 @@ def set_put_disabled(record, disabled: bool) -> None:
     if disabled:
         _write_disp(record.name, True)
         return
-    if record.get_field("PACT") == "0":
+    if _settled(record):
         # not processing (busy because of another record, e.g. HomeAll): puts were
         # refused outright, none is held for a replay, so accept at once
         _write_disp(record.name, False)
@@ -116,12 +117,17 @@ def set_put_disabled(record, disabled: bool) -> None:
     task.add_done_callback(_pending.discard)
 
 
+def _settled(record) -> bool:
+    """Done processing, and no held put-callback waits to be replayed."""
+    fields = record._record  # softioc's view of the dbCommon struct (after iocInit)
+    return not fields.PACT and not fields.PPN
+
+
 async def _accept_when_done(record, generation: int) -> None:
     for _ in range(int(5 / PACT_POLL_S)):  # a handler still running: wait for its end
-        if record.get_field("PACT") == "0":
+        if _settled(record):
             break
         await asyncio.sleep(PACT_POLL_S)
-    await asyncio.sleep(REPLAY_GUARD_S)
     if _disp_generation.get(record.name) == generation:  # not busy again meanwhile
         _write_disp(record.name, False)
 
