@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -56,3 +57,20 @@ def test_added_motor_gets_its_records(sim_ioc):
     with CaMonitor(sim_ioc.env, connected) as monitor:
         monitor.wait_value(connected, "Yes", timeout=15)
     assert "F" in config.load(sim_ioc.config).config.motors
+
+
+def test_a_changed_camera_section_restarts_the_ioc(sim_ioc):
+    """The camera's client is built at the start: an edit of the detector section is
+    served by a restart (before, it was announced as applied and ignored)."""
+    document = json.loads(sim_ioc.config.read_text())
+    document.setdefault("detector", {})["flat_position"] = 7
+    message, heartbeat = sim_ioc.pv("Message"), sim_ioc.pv("Heartbeat")
+    with CaMonitor(sim_ioc.env, message, heartbeat) as monitor:
+        monitor.wait_for(message, lambda v: True)
+        start = monitor.count(message)
+        sim_ioc.config.write_text(json.dumps(document, indent=2))
+        index = monitor.wait_for(message, lambda v: True, timeout=15, start=start)
+        assert "detector section changed" in monitor.texts(message)[index]
+        # the IOC goes away and comes back (camonitor reconnects): its heartbeat restarts
+        gone = monitor.wait_for(heartbeat, lambda v: v == "***", timeout=30)
+        monitor.wait_for(heartbeat, lambda v: v.isdigit(), timeout=30, start=gone)

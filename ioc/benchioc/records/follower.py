@@ -18,6 +18,9 @@ from .spec import BenchRecords
 
 log = logging.getLogger(__name__)
 
+# Sections whose change the running IOC cannot take in place: it re-executes itself
+RESTART_SECTIONS = ("detector", "trigger")
+
 
 class ConfigFollower:
     """Polls the config file; applies outside edits, reports malformed ones."""
@@ -73,6 +76,15 @@ class ConfigFollower:
                 f"motors changed in {doc.path.name} ({', '.join(old.motors) or 'none'} -> "
                 f"{', '.join(doc.config.motors) or 'none'}); the IOC restarts to serve them "
                 "as soon as no homing or scan runs")
+            self.restart.request()
+            return
+        # the camera and trigger box clients are built once, at the start
+        rebuilt = [section for section in RESTART_SECTIONS
+                   if getattr(doc.config, section) != getattr(old, section)]
+        if rebuilt:
+            bench.say(
+                f"{' and '.join(rebuilt)} section changed in {doc.path.name}; the IOC "
+                "restarts to serve it as soon as no homing or scan runs")
             self.restart.request()
             return
         bench.record(BenchRecords.Tolerance).set(doc.config.tolerance)
