@@ -66,27 +66,35 @@ def test_a_missing_file_plugin_fails_the_scan_in_words(repo_root, tmp_path) -> N
         assert h5["entry/outcome"].asstr()[()] == "Failed"
 
 
-def test_darks_and_flats_are_taken_before_the_scan_and_keyed(ioc) -> None:
-    b_before = ioc.numbers("SIM:B.RBV")[0]
+def scan_with_references(ioc: IocProcess, flat_root: str) -> np.ndarray:
+    """A 5-point scan after 2 darks and 3 flats, checked as both cameras give it: keys,
+    counts, positions, the shutter open and the flat-field motor back where it was.
+    Returns the frames, read through the scan file's link."""
+    before = ioc.numbers(f"{flat_root}.RBV")[0]
     configure(ioc, DarkFrames="2", FlatFrames="3")
     state, message, data_file = run(ioc)
     assert state == "Done", message
     assert message == "done: 5 of 5 points, 5 frames"
     with h5py.File(data_file) as h5:
         data = h5["entry/data"]
-        keys = data["image_key"][()].tolist()
-        assert keys == [2, 2, 1, 1, 1, 0, 0, 0, 0, 0]
-        frames = data["data"][()]
-        assert frames.shape == (10, image.HEIGHT, image.WIDTH)
-        darks, flats, scan = frames[:2], frames[2:5], frames[5:]
-        # shutter closed: noise only; open: the spot
-        assert darks.max() < image.DARK_LEVEL + image.SPOT_PEAK / 2
-        assert flats.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
-        assert scan.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
+        assert data["image_key"][()].tolist() == [2, 2, 1, 1, 1, 0, 0, 0, 0, 0]
         np.testing.assert_allclose(data["frame_positions"][5:], data["positions"][()])
         assert h5["entry/scan_settings/dark_frames"][()] == 2
+        frames = data["data"][()]
+    assert frames.shape[0] == 10  # through the link, in the plugin's file
     assert ioc.read("SIM:cam1:ShutterControl") == ["Open"]
-    assert ioc.numbers("SIM:B.RBV")[0] == pytest.approx(b_before, abs=1e-3)  # back in
+    assert ioc.numbers(f"{flat_root}.RBV")[0] == pytest.approx(before, abs=1e-3)  # back
+    return frames
+
+
+def test_darks_and_flats_are_taken_before_the_scan_and_keyed(ioc) -> None:
+    frames = scan_with_references(ioc, "SIM:B")
+    assert frames.shape == (10, image.HEIGHT, image.WIDTH)
+    darks, flats, scan = frames[:2], frames[2:5], frames[5:]
+    # shutter closed: noise only; open: the spot
+    assert darks.max() < image.DARK_LEVEL + image.SPOT_PEAK / 2
+    assert flats.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
+    assert scan.max() > image.DARK_LEVEL + image.SPOT_PEAK / 2
     configure(ioc, DarkFrames="0", FlatFrames="0")
 
 
@@ -103,20 +111,7 @@ def test_darks_and_flats_with_the_genuine_camera_and_motor_record(tmp_path) -> N
 
     bench = open_bench("genuine", tmp_path, edit=with_flat_motor)
     try:
-        ioc = bench.ioc
-        ioc.wait_motor_connected("B")
-        root_b = bench.root("B")
-        b_before = ioc.numbers(f"{root_b}.RBV")[0]
-        configure(ioc, DarkFrames="2", FlatFrames="3")
-        state, message, data_file = run(ioc)
-        assert state == "Done", message
-        assert message == "done: 5 of 5 points, 5 frames"
-        with h5py.File(data_file) as h5:
-            data = h5["entry/data"]
-            assert data["image_key"][()].tolist() == [2, 2, 1, 1, 1, 0, 0, 0, 0, 0]
-            assert data["data"].shape[0] == 10  # through the link, in the plugin's file
-            np.testing.assert_allclose(data["frame_positions"][5:], data["positions"][()])
-        assert ioc.read("SIM:cam1:ShutterControl") == ["Open"]
-        assert ioc.numbers(f"{root_b}.RBV")[0] == pytest.approx(b_before, abs=1e-3)
+        bench.ioc.wait_motor_connected("B")
+        scan_with_references(bench.ioc, bench.root("B"))
     finally:
         bench.stop()
