@@ -16,7 +16,7 @@ import logging
 from aioca import DBR_CHAR_STR, CANothing
 
 from ..engines.sync.devices import DeviceError, WrittenFile
-from .ca import caput, device_put_all, wait_for_int
+from .ca import caput, wait_for_int
 from .ca import device_get as _get
 from .ca import device_put as _put
 
@@ -49,12 +49,10 @@ class CaFilePlugin:
         return f"{self.prefix}{name}"
 
     async def arm(self, directory: str, name: str, frames: int) -> str:
+        await _put(f"{self.camera_prefix}ArrayCallbacks", 1)
         try:
-            await device_put_all((f"{self.camera_prefix}ArrayCallbacks", 1),
-                                 (self.pv("EnableCallbacks"), 1))
-        except DeviceError as error:
-            if self.pv("EnableCallbacks") not in str(error):
-                raise
+            await _put(self.pv("EnableCallbacks"), 1)
+        except DeviceError:
             raise DeviceError(
                 f"the camera's file plugin {self.prefix} does not answer: check that "
                 "the camera's IOC loads an NDFileHDF5 plugin there, or set "
